@@ -1,0 +1,25 @@
+# The two entry points of the README. Both install what is missing first.
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+DEMO_ARGS ?=
+
+.PHONY: setup build demo test bench clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+demo: build
+	$(BUILD_DIR)/llama3 demo $(DEMO_ARGS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j 2
+
+bench: build
+	$(BUILD_DIR)/llama3_bench
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,52 @@
+// The `llama3` binary: parses the subcommand, runs it, and turns every error into one line on
+// stderr and a non-zero exit.
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <memory>
+
+#include "apps/command.h"
+#include "core/error.h"
+
+namespace llama3::apps {
+
+std::vector<CommandInfo>& command_registry() {
+  static std::vector<CommandInfo> registry;
+  return registry;
+}
+
+}  // namespace llama3::apps
+
+int main(int argc, char** argv) {
+  using namespace llama3::apps;
+  CLI::App app{"llama3: Llama 3 inference engine and demo"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "llama3 0.1");
+  auto& registry = command_registry();
+  std::sort(registry.begin(), registry.end(),
+            [](const CommandInfo& a, const CommandInfo& b) { return a.name < b.name; });
+  std::function<int()> to_run;
+  std::vector<std::pair<CLI::App*, std::function<int()>>> runners;
+  for (const auto& command : registry) {
+    CLI::App* sub = app.add_subcommand(command.name, command.description);
+    runners.emplace_back(sub, command.setup(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : runners) {
+      if (sub->parsed()) return run();
+    }
+    return 2;
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "llama3: error: %s\n", e.what());
+    return 1;
+  }
+}
