@@ -1,0 +1,67 @@
+#include "apps/cli_options.h"
+
+#include <charconv>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "model/model_config.h"
+
+namespace llama3::apps {
+
+void ModelOptions::add_to(CLI::App& app) {
+  app.add_option("--model", model, "preset for random weights")
+      ->check(CLI::IsMember(model::preset_names()))
+      ->capture_default_str();
+  app.add_option("--weights", weights,
+                 "random | instruct | general (default: the checkpoint in LLAMA_DIR/HF_MODEL/--model_dir "
+                 "if set, else random)")
+      ->check(CLI::IsMember({"random", "instruct", "general"}));
+  app.add_option("--layers", layers, "keep only the first N layers")->check(CLI::PositiveNumber);
+  app.add_option("--model_dir", model_dir, "checkpoint folder (Meta or Hugging Face); overrides LLAMA_DIR/HF_MODEL");
+  app.add_option("--seed_weights", seed, "seed of the random weights")->capture_default_str();
+  app.add_option("--threads", threads, "worker threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--kv_cache", kv_cache, "KV cache precision")
+      ->check(CLI::IsMember({"bf16", "f32"}))
+      ->capture_default_str();
+}
+
+model::ModelRequest ModelOptions::request() const {
+  model::ModelRequest r;
+  r.preset = model;
+  r.weights = weights;
+  r.layers = layers;
+  r.model_dir = model_dir;
+  r.seed = seed;
+  return r;
+}
+
+void ModelOptions::apply_threads() const {
+  if (threads > 0) set_thread_count(threads);
+}
+
+std::vector<int32_t> parse_token_list(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  auto skip = [&] {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '[' || text[i] == ']' || text[i] == ',' ||
+                               text[i] == '\n' || text[i] == '\t'))
+      ++i;
+  };
+  skip();
+  while (i < text.size()) {
+    int64_t value = 0;
+    const auto [ptr, ec] = std::from_chars(text.data() + i, text.data() + text.size(), value);
+    const size_t used = static_cast<size_t>(ptr - (text.data() + i));
+    check(ec == std::errc() && used > 0 && value >= 0 && value <= INT32_MAX,
+          "bad token id \"{}\" in token list (expected comma-separated non-negative integers)",
+          text.substr(i, text.find(',', i) - i));
+    ids.push_back(static_cast<int32_t>(value));
+    i += used;
+    check(i == text.size() || text[i] == ',' || text[i] == ' ' || text[i] == ']',
+          "bad token list near \"{}\"", text.substr(i, 10));
+    skip();
+  }
+  return ids;
+}
+
+}  // namespace llama3::apps

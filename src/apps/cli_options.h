@@ -1,0 +1,30 @@
+#pragma once
+// Options shared by the commands that run a model, and their translation to a ModelRequest.
+#include <CLI/CLI.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/model_factory.h"
+
+namespace llama3::apps {
+
+struct ModelOptions {
+  std::string model = "Llama-3.2-1B";
+  std::optional<std::string> weights;
+  std::optional<int64_t> layers;
+  std::optional<std::string> model_dir;
+  uint64_t seed = 0;
+  int threads = 0;  // 0: all cores
+  std::string kv_cache = "bf16";
+
+  void add_to(CLI::App& app);
+  model::ModelRequest request() const;
+  void apply_threads() const;
+};
+
+// "1,2,3" or "[1, 2, 3]" -> ids; throws naming the bad item.
+std::vector<int32_t> parse_token_list(const std::string& text);
+
+}  // namespace llama3::apps

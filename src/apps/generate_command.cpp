@@ -1,0 +1,126 @@
+// `llama3 generate`: greedy continuation of a prompt given as token ids (or text), printed as
+// one JSON object; optionally the logits at the last (or every) prompt position.
+#include <fmt/core.h>
+
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "apps/cli_options.h"
+#include "apps/command.h"
+#include "core/error.h"
+#include "core/timer.h"
+#include "model/kv_cache.h"
+#include "model/llama_model.h"
+
+namespace llama3::apps {
+namespace {
+
+struct GenerateOptions {
+  ModelOptions model;
+  std::string tokens;
+  int64_t max_generated_tokens = 16;
+  std::string logits_out;
+  bool logits_all = false;
+  int64_t prefill_chunk = 512;
+};
+
+constexpr int32_t kStopIds[] = {128001, 128008, 128009};
+
+int run_generate(const GenerateOptions& o) {
+  o.model.apply_threads();
+  check(!o.tokens.empty(), "give the prompt with --tokens \"128000,2028,374\"");
+  const std::vector<int32_t> prompt = parse_token_list(o.tokens);
+  check(!prompt.empty(), "--tokens is empty");
+  model::OpenedModel opened = model::open_model(o.model.request());
+  model::LlamaModel& m = *opened.model;
+  const model::ModelConfig& c = m.config();
+  for (int32_t id : prompt) {
+    check(id < c.vocab_size, "token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
+  }
+  const int64_t total = static_cast<int64_t>(prompt.size()) + o.max_generated_tokens;
+  check(total <= c.max_seq_len, "prompt ({}) + max_generated_tokens ({}) exceeds the context of {} tokens",
+        prompt.size(), o.max_generated_tokens, c.max_seq_len);
+
+  constexpr int64_t kBlock = 32;
+  model::KvCache cache(c, (total + kBlock - 1) / kBlock, kBlock,
+                       o.model.kv_cache == "f32" ? kernels::KvDType::F32 : kernels::KvDType::BF16);
+  std::vector<int32_t> table(static_cast<size_t>(cache.num_blocks()));
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);
+
+  // Prefill in chunks (bounded activation memory for long prompts).
+  std::vector<float> logits, all_logits;
+  const Timer prefill_timer;
+  for (size_t begin = 0; begin < prompt.size(); begin += static_cast<size_t>(o.prefill_chunk)) {
+    const size_t end = std::min(prompt.size(), begin + static_cast<size_t>(o.prefill_chunk));
+    const model::BatchItem item{std::span(prompt).subspan(begin, end - begin), static_cast<int64_t>(begin), table,
+                                o.logits_all};
+    m.forward({&item, 1}, cache, logits);
+    if (o.logits_all) all_logits.insert(all_logits.end(), logits.begin(), logits.end());
+  }
+  const double prefill_s = prefill_timer.seconds();
+  const std::vector<float> last(logits.end() - c.vocab_size, logits.end());
+
+  auto argmax = [&](const std::vector<float>& row) {
+    return static_cast<int32_t>(std::max_element(row.end() - c.vocab_size, row.end()) - (row.end() - c.vocab_size));
+  };
+  std::vector<int32_t> generated;
+  std::string stop_reason = "max_generated_tokens";
+  const Timer decode_timer;
+  int32_t next = argmax(logits);
+  for (int64_t i = 0; i < o.max_generated_tokens; ++i) {
+    generated.push_back(next);
+    if (std::find(std::begin(kStopIds), std::end(kStopIds), next) != std::end(kStopIds)) {
+      stop_reason = "stop_token";
+      break;
+    }
+    if (i + 1 == o.max_generated_tokens) break;
+    const model::BatchItem item{std::span(&generated.back(), 1),
+                                static_cast<int64_t>(prompt.size() + generated.size()) - 1, table, false};
+    m.forward({&item, 1}, cache, logits);
+    next = argmax(logits);
+  }
+  const double decode_s = decode_timer.seconds();
+
+  if (!o.logits_out.empty()) {
+    std::ofstream out(o.logits_out);
+    check(static_cast<bool>(out), "cannot write {}", o.logits_out);
+    nlohmann::json j;
+    if (o.logits_all) {
+      j = nlohmann::json::array();
+      for (size_t r = 0; r < prompt.size(); ++r) {
+        j.push_back(std::vector<float>(all_logits.begin() + static_cast<int64_t>(r) * c.vocab_size,
+                                       all_logits.begin() + static_cast<int64_t>(r + 1) * c.vocab_size));
+      }
+    } else {
+      j = last;
+    }
+    out << j.dump() << "\n";
+  }
+  nlohmann::json result = {{"prompt", prompt}, {"generated", generated}, {"stop_reason", stop_reason}};
+  fmt::print("{}\n", result.dump());
+  fmt::print(stderr, "model {} ({}, {} layers), load {:.2f} s, prefill {} tokens {:.3f} s, decode {} tokens {:.3f} s\n",
+             c.name, opened.format, c.n_layers, opened.load_seconds, prompt.size(), prefill_s, generated.size(),
+             decode_s);
+  return 0;
+}
+
+const CommandRegistrar kRegistrar{
+    "generate", "greedy continuation of a prompt (token ids), printed as JSON", [](CLI::App& app) {
+      auto o = std::make_shared<GenerateOptions>();
+      o->model.add_to(app);
+      app.add_option("--tokens", o->tokens, "prompt token ids, e.g. \"128000,2028,374\"");
+      app.add_option("--max_generated_tokens", o->max_generated_tokens, "tokens to generate")
+          ->check(CLI::NonNegativeNumber)
+          ->capture_default_str();
+      app.add_option("--logits_out", o->logits_out, "write the logits at the last prompt position (JSON array)");
+      app.add_option("--logits_all", o->logits_all, "with --logits_out: logits at every prompt position")
+          ->capture_default_str();
+      app.add_option("--prefill_chunk", o->prefill_chunk, "prompt tokens per forward pass")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
+      return [o] { return run_generate(*o); };
+    }};
+
+}  // namespace
+}  // namespace llama3::apps

@@ -1,0 +1,253 @@
+#include "model/checkpoint_loader.h"
+
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/parallel.h"
+#include "io/pth_file.h"
+#include "io/safetensors_file.h"
+#include "io/safetensors_folder.h"
+
+namespace llama3::model {
+
+namespace fs = std::filesystem;
+using io::TensorInfo;
+
+int64_t hf_row_of_meta_row(int64_t meta_row, int64_t head_dim) {
+  const int64_t head = meta_row / head_dim;
+  const int64_t r = meta_row % head_dim;  // Meta: pair i = r / 2, member j = r % 2
+  return head * head_dim + (r % 2) * (head_dim / 2) + r / 2;
+}
+
+CheckpointFormat detect_checkpoint_format(const fs::path& dir) {
+  check(fs::is_directory(dir), "model folder {} does not exist", dir.string());
+  if (fs::exists(dir / "params.json")) return CheckpointFormat::Meta;
+  if (fs::exists(dir / "config.json")) return CheckpointFormat::HuggingFace;
+  fail("{}: neither params.json (Meta) nor config.json (Hugging Face) found", dir.string());
+}
+
+namespace {
+
+// Where a tensor's parts come from: one part, or one per model-parallel shard.
+using PartFinder = std::function<std::vector<const TensorInfo*>(const std::string& name)>;
+
+std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+
+float element(const TensorInfo& t, int64_t i) {
+  const std::byte* p = t.data.data();
+  switch (t.dtype) {
+    case DType::BF16: { uint16_t v; std::memcpy(&v, p + 2 * i, 2); return bf16_to_f32(v); }
+    case DType::F16: { uint16_t v; std::memcpy(&v, p + 2 * i, 2); return f16_to_f32(v); }
+    case DType::F32: { float v; std::memcpy(&v, p + 4 * i, 4); return v; }
+    default: return 0.0f;
+  }
+}
+
+uint16_t element_bf16(const TensorInfo& t, int64_t i) {
+  if (t.dtype == DType::BF16) {
+    uint16_t v;
+    std::memcpy(&v, t.data.data() + 2 * i, 2);
+    return v;
+  }
+  return f32_to_bf16(element(t, i));
+}
+
+void check_float(const TensorInfo& t) {
+  check(t.dtype == DType::BF16 || t.dtype == DType::F16 || t.dtype == DType::F32,
+        "tensor {} has dtype {}; expected BF16, F16 or F32", t.name, dtype_name(t.dtype));
+}
+
+class WeightBuilder {
+ public:
+  WeightBuilder(ModelWeights& w, PartFinder find) : w_(w), find_(std::move(find)) {}
+
+  // A [rows][cols] matrix from parts concatenated along `concat_dim`; `permuted_heads` > 0
+  // un-permutes Hugging Face q/k rows (head_dim = rows / permuted_heads).
+  Matrix matrix(const std::string& name, int64_t rows, int64_t cols, int concat_dim, int64_t permuted_heads = 0) {
+    const auto parts = find_(name);
+    int64_t total_rows = 0, total_cols = 0;
+    for (const TensorInfo* p : parts) {
+      check_float(*p);
+      check(p->shape.size() == 2, "tensor {} has shape {}; expected 2 dimensions", name, shape_str(p->shape));
+      if (concat_dim == 0) {
+        total_rows += p->shape[0];
+        total_cols = p->shape[1];
+        check(p->shape[1] == cols, "tensor {} has shape {}; expected [{}, {}]", name, shape_str(p->shape),
+              rows / static_cast<int64_t>(parts.size()), cols);
+      } else {
+        total_cols += p->shape[1];
+        total_rows = p->shape[0];
+        check(p->shape[0] == rows, "tensor {} has shape {}; expected [{}, {}]", name, shape_str(p->shape), rows,
+              cols / static_cast<int64_t>(parts.size()));
+      }
+    }
+    check(total_rows == rows && total_cols == cols, "tensor {} has shape [{}, {}] (over {} shard(s)); expected [{}, {}]",
+          name, total_rows, total_cols, parts.size(), rows, cols);
+    const TensorInfo& first = *parts.front();
+    const bool aligned = reinterpret_cast<uintptr_t>(first.data.data()) % 2 == 0;
+    if (parts.size() == 1 && first.dtype == DType::BF16 && permuted_heads == 0 && aligned) {
+      return {reinterpret_cast<const uint16_t*>(first.data.data()), rows, cols};  // zero-copy
+    }
+    uint16_t* dst = w_.allocate(rows * cols);
+    const int64_t head_dim = permuted_heads > 0 ? rows / permuted_heads : 0;
+    parallel_for(static_cast<size_t>(rows), [&](size_t r0, size_t r1) {
+      for (int64_t r = static_cast<int64_t>(r0); r < static_cast<int64_t>(r1); ++r) {
+        const int64_t src_row = permuted_heads > 0 ? hf_row_of_meta_row(r, head_dim) : r;
+        uint16_t* out = dst + r * cols;
+        if (concat_dim == 0) {
+          int64_t row = src_row;
+          size_t part = 0;
+          while (row >= parts[part]->shape[0]) row -= parts[part++]->shape[0];
+          for (int64_t c = 0; c < cols; ++c) out[c] = element_bf16(*parts[part], row * cols + c);
+        } else {
+          int64_t c0 = 0;
+          for (const TensorInfo* p : parts) {
+            const int64_t pc = p->shape[1];
+            for (int64_t c = 0; c < pc; ++c) out[c0 + c] = element_bf16(*p, src_row * pc + c);
+            c0 += pc;
+          }
+        }
+      }
+    });
+    return {dst, rows, cols};
+  }
+
+  // A [n] vector (norms are replicated across shards: the first copy is used).
+  std::vector<float> vector(const std::string& name, int64_t n) {
+    const TensorInfo& t = *find_(name).front();
+    check_float(t);
+    check(t.shape.size() == 1 && t.shape[0] == n, "tensor {} has shape {}; expected [{}]", name, shape_str(t.shape), n);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = element(t, i);
+    return v;
+  }
+
+ private:
+  ModelWeights& w_;
+  PartFinder find_;
+};
+
+struct Names {
+  std::string embed, output, norm;
+  std::function<std::string(int64_t layer, const char* which)> layer;
+};
+
+Names meta_names() {
+  return {"tok_embeddings.weight", "output.weight", "norm.weight", [](int64_t l, const char* which) {
+            static const std::map<std::string, std::string> kMap = {
+                {"wq", "attention.wq"}, {"wk", "attention.wk"}, {"wv", "attention.wv"}, {"wo", "attention.wo"},
+                {"w1", "feed_forward.w1"}, {"w2", "feed_forward.w2"}, {"w3", "feed_forward.w3"},
+                {"attention_norm", "attention_norm"}, {"ffn_norm", "ffn_norm"}};
+            return fmt::format("layers.{}.{}.weight", l, kMap.at(which));
+          }};
+}
+
+Names hf_names() {
+  return {"model.embed_tokens.weight", "lm_head.weight", "model.norm.weight", [](int64_t l, const char* which) {
+            static const std::map<std::string, std::string> kMap = {
+                {"wq", "self_attn.q_proj"}, {"wk", "self_attn.k_proj"}, {"wv", "self_attn.v_proj"},
+                {"wo", "self_attn.o_proj"}, {"w1", "mlp.gate_proj"}, {"w2", "mlp.down_proj"},
+                {"w3", "mlp.up_proj"}, {"attention_norm", "input_layernorm"},
+                {"ffn_norm", "post_attention_layernorm"}};
+            return fmt::format("model.layers.{}.{}.weight", l, kMap.at(which));
+          }};
+}
+
+// Meta splits these along dim 0 across model-parallel shards, wo/w2 along dim 1.
+void build_weights(const ModelConfig& c, ModelWeights& w, WeightBuilder& b, const Names& n, bool hf) {
+  const int64_t q_dim = c.n_heads * c.head_dim;
+  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
+  w.tok_embeddings = b.matrix(n.embed, c.vocab_size, c.dim, 0);
+  w.output = c.tied_embeddings ? w.tok_embeddings : b.matrix(n.output, c.vocab_size, c.dim, 0);
+  w.norm = b.vector(n.norm, c.dim);
+  w.layers.resize(static_cast<size_t>(c.n_layers));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LayerWeights& L = w.layers[static_cast<size_t>(l)];
+    L.wq = b.matrix(n.layer(l, "wq"), q_dim, c.dim, 0, hf ? c.n_heads : 0);
+    L.wk = b.matrix(n.layer(l, "wk"), kv_dim, c.dim, 0, hf ? c.n_kv_heads : 0);
+    L.wv = b.matrix(n.layer(l, "wv"), kv_dim, c.dim, 0);
+    L.wo = b.matrix(n.layer(l, "wo"), c.dim, q_dim, 1);
+    L.w1 = b.matrix(n.layer(l, "w1"), c.ffn_dim, c.dim, 0);
+    L.w3 = b.matrix(n.layer(l, "w3"), c.ffn_dim, c.dim, 0);
+    L.w2 = b.matrix(n.layer(l, "w2"), c.dim, c.ffn_dim, 1);
+    L.attention_norm = b.vector(n.layer(l, "attention_norm"), c.dim);
+    L.ffn_norm = b.vector(n.layer(l, "ffn_norm"), c.dim);
+  }
+}
+
+std::vector<fs::path> meta_shard_files(const fs::path& dir) {
+  std::vector<fs::path> files;
+  const std::regex pattern(R"(consolidated\.(\d+)\.pth)");
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (std::regex_match(e.path().filename().string(), pattern)) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (size_t i = 0; i < files.size(); ++i) {
+    check(files[i].filename() == fmt::format("consolidated.{:02}.pth", i),
+          "{}: Meta shards must be consolidated.00.pth .. consolidated.{:02}.pth; found {}", dir.string(),
+          files.size() - 1, files[i].filename().string());
+  }
+  return files;
+}
+
+}  // namespace
+
+LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> layers) {
+  LoadedCheckpoint out{load_model_config(dir), {}, detect_checkpoint_format(dir)};
+  ModelConfig& c = out.config;
+  if (layers) truncate_layers(c, *layers);
+  ModelWeights& w = out.weights;
+  if (out.format == CheckpointFormat::HuggingFace) {
+    auto folder = std::make_shared<io::SafetensorsFolder>(dir);
+    w.keep_alive.push_back(folder);
+    // Absent lm_head means tied even when config.json forgets to say so.
+    if (!folder->find("lm_head.weight")) c.tied_embeddings = true;
+    WeightBuilder b(w, [folder, dir](const std::string& name) {
+      const TensorInfo* t = folder->find(name);
+      check(t != nullptr, "{}: checkpoint lacks tensor {}", dir.string(), name);
+      return std::vector<const TensorInfo*>{t};
+    });
+    build_weights(c, w, b, hf_names(), true);
+    out.shards = static_cast<int64_t>(folder->shard_count());
+    return out;
+  }
+  // Meta: a repacked single file, or .pth shards merged here.
+  std::vector<std::function<const TensorInfo*(const std::string&)>> shards;
+  if (fs::exists(dir / "consolidated.safetensors")) {
+    auto file = std::make_shared<io::SafetensorsFile>(dir / "consolidated.safetensors");
+    w.keep_alive.push_back(file);
+    shards.push_back([file](const std::string& name) { return file->find(name); });
+  } else {
+    const auto files = meta_shard_files(dir);
+    check(!files.empty(), "{}: no consolidated.NN.pth (Meta) weights found", dir.string());
+    for (const auto& f : files) {
+      auto pth = std::make_shared<io::PthFile>(f);
+      w.keep_alive.push_back(pth);
+      shards.push_back([pth](const std::string& name) { return pth->find(name); });
+    }
+  }
+  out.shards = static_cast<int64_t>(shards.size());
+  c.tied_embeddings = shards.front()("output.weight") == nullptr;
+  WeightBuilder b(w, [shards, dir](const std::string& name) {
+    std::vector<const TensorInfo*> parts;
+    for (size_t i = 0; i < shards.size(); ++i) {
+      const TensorInfo* t = shards[i](name);
+      check(t != nullptr, "{}: shard {} lacks tensor {}", dir.string(), i, name);
+      parts.push_back(t);
+    }
+    return parts;
+  });
+  build_weights(c, w, b, meta_names(), false);
+  return out;
+}
+
+}  // namespace llama3::model

@@ -1,0 +1,184 @@
+#include "model/llama_model.h"
+
+#include <cmath>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/parallel.h"
+#include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "kernels/matmul.h"
+#include "model/rope.h"
+
+namespace llama3::model {
+
+using kernels::MatmulJob;
+
+namespace {
+
+MatmulJob job(const Matrix& w, const std::vector<float>& x, std::vector<float>& y, int64_t batch) {
+  return {w.data, w.rows, w.cols, x.data(), w.cols, y.data(), w.rows, batch};
+}
+
+void ensure(std::vector<float>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+}
+
+}  // namespace
+
+LlamaModel::LlamaModel(ModelConfig config, ModelWeights weights)
+    : config_(std::move(config)), weights_(std::move(weights)), rope_freqs_(rope_frequencies(config_)) {
+  config_.validate();
+  check(static_cast<int64_t>(weights_.layers.size()) == config_.n_layers,
+        "model has {} layers of weights but the config says {}", weights_.layers.size(), config_.n_layers);
+}
+
+void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::vector<float>& logits) {
+  const ModelConfig& c = config_;
+  // Flatten the batch into tokens with their positions.
+  int64_t total = 0;
+  int64_t logit_rows = 0;
+  for (const auto& item : batch) {
+    check(!item.tokens.empty(), "forward: a batch item has no tokens");
+    const int64_t end = item.start_pos + static_cast<int64_t>(item.tokens.size());
+    check(item.start_pos >= 0 && end <= c.max_seq_len, "forward: positions up to {} exceed max_seq_len {}",
+          end, c.max_seq_len);
+    check(static_cast<int64_t>(item.block_table.size()) * cache.block_size() >= end,
+          "forward: block table covers {} positions, sequence needs {}",
+          item.block_table.size() * cache.block_size(), end);
+    for (int32_t block : item.block_table) {
+      check(block >= 0 && block < cache.num_blocks(), "forward: block id {} outside the pool of {}", block,
+            cache.num_blocks());
+    }
+    total += static_cast<int64_t>(item.tokens.size());
+    logit_rows += item.all_logits ? static_cast<int64_t>(item.tokens.size()) : 1;
+  }
+  tokens_ = total;
+  const int64_t dim = c.dim;
+  const int64_t half = c.head_dim / 2;
+  ensure(s_.x, total * dim);
+  ensure(s_.cos, total * half);
+  ensure(s_.sin, total * half);
+  s_.pos.resize(static_cast<size_t>(total));
+  s_.item_of.resize(static_cast<size_t>(total));
+
+  // Embedding lookup and per-token RoPE angles (shared by all layers and heads).
+  int64_t t = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    for (size_t j = 0; j < batch[i].tokens.size(); ++j, ++t) {
+      const int32_t id = batch[i].tokens[j];
+      check(id >= 0 && id < c.vocab_size, "token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
+      const uint16_t* row = weights_.tok_embeddings.data + static_cast<int64_t>(id) * dim;
+      float* x = s_.x.data() + t * dim;
+      for (int64_t d = 0; d < dim; ++d) x[d] = bf16_to_f32(row[d]);
+      s_.pos[static_cast<size_t>(t)] = batch[i].start_pos + static_cast<int64_t>(j);
+      s_.item_of[static_cast<size_t>(t)] = static_cast<int32_t>(i);
+      rope_cos_sin(rope_freqs_, s_.pos[static_cast<size_t>(t)], s_.cos.data() + t * half, s_.sin.data() + t * half);
+    }
+  }
+
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    attention_layer(l, batch, cache);
+    ffn_layer(l);
+  }
+
+  // Final norm and LM head, only for the rows whose logits are wanted.
+  ensure(s_.xn, logit_rows * dim);
+  int64_t row = 0;
+  t = 0;
+  for (const auto& item : batch) {
+    const int64_t n = static_cast<int64_t>(item.tokens.size());
+    for (int64_t j = item.all_logits ? 0 : n - 1; j < n; ++j, ++row) {
+      kernels::rmsnorm(s_.x.data() + (t + j) * dim, weights_.norm.data(), s_.xn.data() + row * dim, dim,
+                       static_cast<float>(c.norm_eps));
+    }
+    t += n;
+  }
+  logits.resize(static_cast<size_t>(logit_rows * c.vocab_size));
+  const Matrix& out = weights_.output;
+  kernels::matmul_bf16(MatmulJob{out.data, out.rows, out.cols, s_.xn.data(), dim, logits.data(), c.vocab_size,
+                                 logit_rows});
+}
+
+void LlamaModel::attention_layer(int64_t l, std::span<const BatchItem> batch, KvCache& cache) {
+  const ModelConfig& c = config_;
+  const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
+  const int64_t T = tokens_;
+  const int64_t dim = c.dim;
+  const int64_t hd = c.head_dim;
+  const int64_t q_dim = c.n_heads * hd;
+  const int64_t kv_dim = c.n_kv_heads * hd;
+  const float eps = static_cast<float>(c.norm_eps);
+  ensure(s_.xn, T * dim);
+  ensure(s_.q, T * q_dim);
+  ensure(s_.k, T * kv_dim);
+  ensure(s_.v, T * kv_dim);
+  ensure(s_.attn, T * q_dim);
+  ensure(s_.out, T * dim);
+
+  parallel_for(static_cast<size_t>(T), [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t)
+      kernels::rmsnorm(s_.x.data() + t * dim, w.attention_norm.data(), s_.xn.data() + t * dim, dim, eps);
+  });
+  const MatmulJob qkv[] = {job(w.wq, s_.xn, s_.q, T), job(w.wk, s_.xn, s_.k, T), job(w.wv, s_.xn, s_.v, T)};
+  kernels::matmul_bf16(qkv);
+
+  const kernels::KvPoolView& pool = cache.layer(l);
+  const int64_t half = hd / 2;
+  for (int64_t t = 0; t < T; ++t) {
+    kernels::rope_rotate(s_.q.data() + t * q_dim, c.n_heads, hd, s_.cos.data() + t * half, s_.sin.data() + t * half);
+    kernels::rope_rotate(s_.k.data() + t * kv_dim, c.n_kv_heads, hd, s_.cos.data() + t * half,
+                         s_.sin.data() + t * half);
+    const BatchItem& item = batch[static_cast<size_t>(s_.item_of[static_cast<size_t>(t)])];
+    kernels::kv_store(pool, item.block_table, s_.pos[static_cast<size_t>(t)], s_.k.data() + t * kv_dim,
+                      s_.v.data() + t * kv_dim);
+  }
+
+  // One task per (token, kv head): the query heads of a group read each cached row once.
+  const int64_t group = c.n_heads / c.n_kv_heads;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  parallel_for(static_cast<size_t>(T * c.n_kv_heads), [&](size_t begin, size_t end) {
+    thread_local std::vector<float> scores;
+    for (size_t task = begin; task < end; ++task) {
+      const int64_t t = static_cast<int64_t>(task) / c.n_kv_heads;
+      const int64_t h = static_cast<int64_t>(task) % c.n_kv_heads;
+      const int64_t n_ctx = s_.pos[static_cast<size_t>(t)] + 1;
+      if (static_cast<int64_t>(scores.size()) < group * n_ctx) scores.resize(static_cast<size_t>(group * n_ctx));
+      kernels::AttentionArgs args;
+      args.q = s_.q.data() + t * q_dim + h * group * hd;
+      args.group = group;
+      args.kv_head = h;
+      args.pool = &pool;
+      args.block_table = batch[static_cast<size_t>(s_.item_of[static_cast<size_t>(t)])].block_table;
+      args.n_ctx = n_ctx;
+      args.scale = scale;
+      args.out = s_.attn.data() + t * q_dim + h * group * hd;
+      args.scores = scores.data();
+      kernels::attention(args);
+    }
+  });
+
+  kernels::matmul_bf16(job(w.wo, s_.attn, s_.out, T));
+  kernels::add_inplace(s_.x.data(), s_.out.data(), T * dim);
+}
+
+void LlamaModel::ffn_layer(int64_t l) {
+  const ModelConfig& c = config_;
+  const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
+  const int64_t T = tokens_;
+  const int64_t dim = c.dim;
+  const float eps = static_cast<float>(c.norm_eps);
+  ensure(s_.h1, T * c.ffn_dim);
+  ensure(s_.h3, T * c.ffn_dim);
+  parallel_for(static_cast<size_t>(T), [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t)
+      kernels::rmsnorm(s_.x.data() + t * dim, w.ffn_norm.data(), s_.xn.data() + t * dim, dim, eps);
+  });
+  const MatmulJob gate_up[] = {job(w.w1, s_.xn, s_.h1, T), job(w.w3, s_.xn, s_.h3, T)};
+  kernels::matmul_bf16(gate_up);
+  kernels::silu_mul(s_.h1.data(), s_.h3.data(), T * c.ffn_dim);
+  kernels::matmul_bf16(job(w.w2, s_.h1, s_.out, T));
+  kernels::add_inplace(s_.x.data(), s_.out.data(), T * dim);
+}
+
+}  // namespace llama3::model

@@ -1,0 +1,52 @@
+#pragma once
+// The Llama 3 forward pass over a batch. One function serves prefill and decode: each batch
+// item brings new tokens of one sequence, their start position and the sequence's block table;
+// decode is the case of one token per item. All items go through each weight matrix together,
+// so a decode step reads every weight once for the whole batch.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/kv_cache.h"
+#include "model/model_config.h"
+#include "model/model_weights.h"
+
+namespace llama3::model {
+
+struct BatchItem {
+  std::span<const int32_t> tokens;       // the new tokens
+  int64_t start_pos = 0;                 // position of tokens[0]; positions before are cached
+  std::span<const int32_t> block_table;  // must cover start_pos + tokens.size() positions
+  bool all_logits = false;               // logits for every new token, not only the last
+};
+
+class LlamaModel {
+ public:
+  LlamaModel(ModelConfig config, ModelWeights weights);
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+
+  // Appends the items' keys/values to `cache` and writes logits rows to `logits`
+  // ([rows][vocab]): per item in order, its last token's row, or all its tokens' rows.
+  // Throws llama3::Error on a token id outside the vocabulary or a short block table.
+  void forward(std::span<const BatchItem> batch, KvCache& cache, std::vector<float>& logits);
+
+ private:
+  void attention_layer(int64_t layer, std::span<const BatchItem> batch, KvCache& cache);
+  void ffn_layer(int64_t layer);
+
+  ModelConfig config_;
+  ModelWeights weights_;
+  std::vector<double> rope_freqs_;
+
+  // Activations of the current call, [tokens][width] each; reused across calls.
+  struct Scratch {
+    std::vector<float> x, xn, q, k, v, attn, out, h1, h3, cos, sin;
+    std::vector<int64_t> pos;        // position of each token
+    std::vector<int32_t> item_of;    // batch item of each token
+  } s_;
+  int64_t tokens_ = 0;
+};
+
+}  // namespace llama3::model
