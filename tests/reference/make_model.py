@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""Makes a random Llama 3 model in Meta and Hugging Face layouts plus the float64 reference's
+answers for some prompts, for the engine's end-to-end tests.
+
+    /usr/bin/python3 make_model.py --config '{"dim":256,"n_layers":2,"n_heads":4,
+        "n_kv_heads":2,"vocab_size":512,"ffn_dim":768,"rope_scaling_factor":8,"tied":true}'
+        --seed 1 --out DIR --prompt 1,2,3 --prompt random:300:7 --greedy 8
+
+A prompt may end in @last (store only its last position's logits) or @greedy=N.
+This writes DIR/meta/ (params.json, consolidated.NN.pth), DIR/hf/ (config.json, *.safetensors) and
+DIR/expected.json:
+    {"config": {...}, "seed": S,
+     "prompts": [{"tokens": [...],
+                  "logits": [[...] per position]      (left out with --last-logits-only),
+                  "last_logits": [...],
+                  "top1": [...], "margins": [...]     (argmax and top1 - top2 at every position),
+                  "greedy": [...], "greedy_margins": [...]}]}
+Greedy tokens are computed by recomputing the whole sequence at every step (no cache).
+
+More folders of the same weights: --variant meta:NAME:shards=2 and
+--variant hf:NAME:shards=3,dtype=f16,permute=false (permute=false is the negative control: q/k
+rows left in Meta's order). Config keys: dim, n_layers, n_heads, n_kv_heads, vocab_size, ffn_dim,
+norm_eps, rope_theta, rope_scaling_factor (a number, or null for Llama 3.0), tied, and optionally
+multiple_of / ffn_dim_multiplier (written to params.json; found automatically otherwise).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+
+from llama_reference import LlamaConfig, LlamaReference, top1_and_margin  # noqa: E402
+from model_files import random_tokens, random_weights, write_hf, write_meta  # noqa: E402
+
+
+def parse_config(text: str) -> LlamaConfig:
+    if os.path.isfile(text):
+        with open(text) as f:
+            text = f.read()
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--config is neither a file nor valid JSON: {e}")
+    return LlamaConfig.from_dict(d)
+
+
+def parse_prompt(spec: str, vocab_size: int, greedy: int, last_only: bool) -> dict:
+    """1,2,3 or random:LENGTH:SEED, optionally followed by @last (store only the last
+    position's logits) and @greedy=N (greedy tokens for this prompt)."""
+    body, *mods = spec.split("@")
+    prompt = {"greedy": greedy, "last_only": last_only}
+    for mod in mods:
+        if mod == "last":
+            prompt["last_only"] = True
+        elif mod.startswith("greedy="):
+            prompt["greedy"] = int(mod[len("greedy="):])
+        else:
+            raise SystemExit(f"bad prompt option {mod!r} in {spec!r}: use @last or @greedy=N")
+    if body.startswith("random:"):
+        parts = body.split(":")
+        if len(parts) != 3:
+            raise SystemExit(f"bad prompt spec {spec!r}: use random:LENGTH:SEED")
+        prompt["tokens"] = random_tokens(int(parts[1]), int(parts[2]), vocab_size)
+    else:
+        prompt["tokens"] = [int(t) for t in body.split(",") if t.strip()]
+    if not prompt["tokens"]:
+        raise SystemExit(f"empty prompt {spec!r}")
+    return prompt
+
+
+def parse_variant(spec: str) -> dict:
+    """meta:NAME[:k=v,...] or hf:NAME[:k=v,...]."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or parts[0] not in ("meta", "hf") or not parts[1]:
+        raise SystemExit(f"bad variant {spec!r}: use meta:NAME[:shards=N] or "
+                         "hf:NAME[:shards=N,dtype=bf16|f16|f32,permute=true|false]")
+    v = {"kind": parts[0], "name": parts[1], "shards": 1, "dtype": "bf16", "permute": True}
+    if len(parts) == 3:
+        for item in parts[2].split(","):
+            key, _, value = item.partition("=")
+            if key == "shards":
+                v["shards"] = int(value)
+            elif key == "dtype" and v["kind"] == "hf":
+                v["dtype"] = value
+            elif key == "permute" and v["kind"] == "hf":
+                v["permute"] = value.lower() in ("1", "true", "yes")
+            else:
+                raise SystemExit(f"bad variant option {item!r} in {spec!r}")
+    return v
+
+
+def expected_for(ref: LlamaReference, tokens: list, greedy: int, last_only: bool) -> dict:
+    logits = ref.forward(tokens)
+    top = [top1_and_margin(row) for row in logits]
+    entry = {"tokens": tokens}
+    if not last_only:
+        entry["logits"] = logits.tolist()
+    entry["last_logits"] = logits[-1].tolist()
+    entry["top1"] = [t for t, _ in top]
+    entry["margins"] = [m for _, m in top]
+    steps = ref.greedy(tokens, greedy, logits[-1])
+    entry["greedy"] = [s["token"] for s in steps]
+    entry["greedy_margins"] = [s["margin"] for s in steps]
+    return entry
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="model config: JSON text or a JSON file")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--prompt", action="append", default=[],
+                    help="token ids 1,2,3 or random:LENGTH:SEED, then optionally @last and "
+                         "@greedy=N (repeatable)")
+    ap.add_argument("--greedy", type=int, default=8, help="greedy tokens to generate per prompt")
+    ap.add_argument("--last-logits-only", action="store_true",
+                    help="store only the last position's logits (top1/margins stay per position)")
+    ap.add_argument("--meta-shards", type=int, default=1, help="shards of OUT/meta")
+    ap.add_argument("--hf-shards", type=int, default=1, help="safetensors files of OUT/hf")
+    ap.add_argument("--hf-dtype", default="bf16", choices=["bf16", "f16", "f32"])
+    ap.add_argument("--no-meta", action="store_true", help="skip OUT/meta")
+    ap.add_argument("--no-hf", action="store_true", help="skip OUT/hf")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="extra folder: meta:NAME[:shards=N] or "
+                         "hf:NAME[:shards=N,dtype=D,permute=B] (repeatable)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    start = time.time()
+    cfg = parse_config(args.config)
+    prompts = [parse_prompt(p, cfg.vocab_size, args.greedy, args.last_logits_only)
+               for p in args.prompt]
+    variants = [parse_variant(v) for v in args.variant]
+    if not args.no_meta:
+        variants.insert(0, {"kind": "meta", "name": "meta", "shards": args.meta_shards})
+    if not args.no_hf:
+        variants.insert(int(not args.no_meta), {"kind": "hf", "name": "hf", "shards": args.hf_shards,
+                                                "dtype": args.hf_dtype, "permute": True})
+
+    weights = random_weights(cfg, args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    for v in variants:
+        folder = os.path.join(args.out, v["name"])
+        if v["kind"] == "meta":
+            write_meta(folder, cfg, weights, v["shards"])
+        else:
+            write_hf(folder, cfg, weights, v["dtype"], v["shards"], v["permute"])
+
+    ref = LlamaReference(cfg, weights)
+    expected = {
+        "config": cfg.to_dict(),
+        "seed": args.seed,
+        "prompts": [expected_for(ref, p["tokens"], p["greedy"], p["last_only"]) for p in prompts],
+    }
+    tmp = os.path.join(args.out, "expected.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(expected, f)
+    os.replace(tmp, os.path.join(args.out, "expected.json"))
+    print(f"make_model: {len(variants)} folders, {len(prompts)} prompts in "
+          f"{time.time() - start:.1f}s -> {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
