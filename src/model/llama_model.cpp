@@ -41,8 +41,8 @@ void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::
   for (const auto& item : batch) {
     check(!item.tokens.empty(), "forward: a batch item has no tokens");
     const int64_t end = item.start_pos + static_cast<int64_t>(item.tokens.size());
-    check(item.start_pos >= 0 && end <= c.max_seq_len, "forward: positions up to {} exceed max_seq_len {}",
-          end, c.max_seq_len);
+    check(item.start_pos >= 0 && item.rope_offset >= 0 && end + item.rope_offset <= c.max_seq_len,
+          "forward: positions up to {} exceed max_seq_len {}", end + item.rope_offset, c.max_seq_len);
     check(static_cast<int64_t>(item.block_table.size()) * cache.block_size() >= end,
           "forward: block table covers {} positions, sequence needs {}",
           item.block_table.size() * cache.block_size(), end);
@@ -73,7 +73,8 @@ void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::
       for (int64_t d = 0; d < dim; ++d) x[d] = bf16_to_f32(row[d]);
       s_.pos[static_cast<size_t>(t)] = batch[i].start_pos + static_cast<int64_t>(j);
       s_.item_of[static_cast<size_t>(t)] = static_cast<int32_t>(i);
-      rope_cos_sin(rope_freqs_, s_.pos[static_cast<size_t>(t)], s_.cos.data() + t * half, s_.sin.data() + t * half);
+      rope_cos_sin(rope_freqs_, s_.pos[static_cast<size_t>(t)] + batch[i].rope_offset, s_.cos.data() + t * half,
+                   s_.sin.data() + t * half);
     }
   }
 

@@ -18,6 +18,9 @@ struct BatchItem {
   int64_t start_pos = 0;                 // position of tokens[0]; positions before are cached
   std::span<const int32_t> block_table;  // must cover start_pos + tokens.size() positions
   bool all_logits = false;               // logits for every new token, not only the last
+  // Added to positions for RoPE only (the demo's --start_pos): the cache slots stay 0-based, so
+  // a short prompt can be run at large absolute positions without filling the cache before it.
+  int64_t rope_offset = 0;
 };
 
 class LlamaModel {
