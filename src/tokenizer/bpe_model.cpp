@@ -1,0 +1,238 @@
+#include "tokenizer/bpe_model.h"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstring>
+#include <limits>
+#include <queue>
+
+#include "core/error.h"
+
+namespace llama3::tokenizer {
+
+namespace {
+
+// Pieces up to this many bytes merge by rescanning a small array (cache friendly, what tiktoken
+// does); longer ones use a heap so a 100 kB run of one letter stays O(n log n).
+constexpr size_t kSmallPiece = 64;
+constexpr int32_t kNoRank = std::numeric_limits<int32_t>::max();
+
+uint64_t mix(uint64_t x) {
+  x ^= x >> 32;
+  x *= 0xd6e8feb86659fd93ull;
+  x ^= x >> 32;
+  return x;
+}
+
+uint64_t hash_bytes(std::string_view s) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    h = mix(h ^ w) * 0x9E3779B97F4A7C15ull;
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, s.data() + i, s.size() - i);
+  return mix(h ^ tail ^ (static_cast<uint64_t>(s.size()) << 56));
+}
+
+size_t table_capacity(size_t entries) { return std::bit_ceil(std::max<size_t>(16, entries * 2)); }
+
+}  // namespace
+
+BpeModel::BpeModel(std::vector<std::string> tokens) {
+  check(!tokens.empty(), "BPE vocabulary is empty");
+  offsets_.reserve(tokens.size() + 1);
+  size_t total = 0;
+  for (const auto& t : tokens) total += t.size();
+  check(total < std::numeric_limits<uint32_t>::max(), "BPE vocabulary too large");
+  bytes_.reserve(total);
+  offsets_.push_back(0);
+  for (const auto& t : tokens) {
+    bytes_ += t;
+    offsets_.push_back(static_cast<uint32_t>(bytes_.size()));
+  }
+  const size_t capacity = table_capacity(tokens.size());
+  token_slots_.assign(capacity, -1);
+  token_hashes_.assign(capacity, 0);
+  for (int32_t id = 0; id < size(); ++id) {
+    const std::string_view bytes = token_bytes(id);
+    check(!bytes.empty(), "BPE token {} is empty", id);
+    const uint64_t h = hash_bytes(bytes);
+    size_t slot = h & (capacity - 1);
+    while (token_slots_[slot] >= 0) {
+      check(token_bytes(token_slots_[slot]) != bytes, "BPE tokens {} and {} have the same bytes",
+            token_slots_[slot], id);
+      slot = (slot + 1) & (capacity - 1);
+    }
+    token_slots_[slot] = id;
+    token_hashes_[slot] = static_cast<uint32_t>(h >> 32);
+  }
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    byte_ids_[b] = find(std::string_view(&c, 1));
+    check(byte_ids_[b] >= 0, "BPE vocabulary has no token for byte 0x{:02X}: every byte needs one", b);
+  }
+}
+
+int32_t BpeModel::find(std::string_view bytes) const {
+  if (token_slots_.empty()) return -1;
+  const uint64_t h = hash_bytes(bytes);
+  const uint32_t tag = static_cast<uint32_t>(h >> 32);
+  const size_t mask = token_slots_.size() - 1;
+  for (size_t slot = h & mask;; slot = (slot + 1) & mask) {
+    const int32_t id = token_slots_[slot];
+    if (id < 0) return -1;
+    if (token_hashes_[slot] == tag && token_bytes(id) == bytes) return id;
+  }
+}
+
+void BpeModel::index_pairs(std::span<const Merge> merges) {
+  const size_t capacity = table_capacity(merges.size());
+  pair_slots_.assign(capacity, PairSlot{});
+  for (const Merge& m : merges) {
+    const uint64_t key = pair_key(m.left, m.right);
+    size_t slot = mix(key) & (capacity - 1);
+    while (pair_slots_[slot].key != kEmptyKey && pair_slots_[slot].key != key) {
+      slot = (slot + 1) & (capacity - 1);
+    }
+    PairSlot& s = pair_slots_[slot];
+    if (s.key == key && s.rank <= m.rank) continue;  // a repeated pair keeps its first rank
+    s = PairSlot{key, m.rank, m.merged};
+  }
+}
+
+const BpeModel::PairSlot* BpeModel::find_pair(int32_t left, int32_t right) const {
+  const uint64_t key = pair_key(left, right);
+  const size_t mask = pair_slots_.size() - 1;
+  for (size_t slot = mix(key) & mask;; slot = (slot + 1) & mask) {
+    const PairSlot& s = pair_slots_[slot];
+    if (s.key == key) return &s;
+    if (s.key == kEmptyKey) return nullptr;
+  }
+}
+
+BpeModel BpeModel::from_ranks(std::vector<std::string> tokens) {
+  BpeModel model(std::move(tokens));
+  std::vector<Merge> merges;
+  merges.reserve(static_cast<size_t>(model.size()) * 2);
+  for (int32_t id = 0; id < model.size(); ++id) {
+    const std::string_view bytes = model.token_bytes(id);
+    for (size_t cut = 1; cut < bytes.size(); ++cut) {
+      const int32_t left = model.find(bytes.substr(0, cut));
+      if (left < 0) continue;
+      const int32_t right = model.find(bytes.substr(cut));
+      if (right >= 0) merges.push_back({left, right, id, id});
+    }
+  }
+  model.index_pairs(merges);
+  return model;
+}
+
+BpeModel BpeModel::from_merges(std::vector<std::string> tokens, std::span<const Merge> merges,
+                               bool whole_piece_lookup) {
+  BpeModel model(std::move(tokens));
+  model.whole_piece_lookup_ = whole_piece_lookup;
+  model.index_pairs(merges);
+  return model;
+}
+
+void BpeModel::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
+  if (piece.empty()) return;
+  if (piece.size() == 1) {
+    out.push_back(byte_ids_[static_cast<unsigned char>(piece[0])]);
+    return;
+  }
+  if (whole_piece_lookup_) {
+    const int32_t id = find(piece);
+    if (id >= 0) {
+      out.push_back(id);
+      return;
+    }
+  }
+  if (piece.size() <= kSmallPiece) {
+    merge_small(piece, out);
+  } else {
+    merge_heap(piece, out);
+  }
+}
+
+void BpeModel::merge_small(std::string_view piece, std::vector<int32_t>& out) const {
+  if (piece.size() > kSmallPiece) {
+    merge_heap(piece, out);
+    return;
+  }
+  // ids[i] is part i; rank[i]/merged[i] describe the pair (part i, part i+1).
+  std::array<int32_t, kSmallPiece> ids, rank, merged;
+  for (size_t i = 0; i < piece.size(); ++i) ids[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
+  auto score = [&](size_t i) {
+    const PairSlot* p = find_pair(ids[i], ids[i + 1]);
+    rank[i] = p ? p->rank : kNoRank;
+    merged[i] = p ? p->merged : -1;
+  };
+  size_t count = piece.size();
+  for (size_t i = 0; i + 1 < count; ++i) score(i);
+  while (count > 1) {
+    size_t best = 0;
+    for (size_t i = 1; i + 1 < count; ++i) {
+      if (rank[i] < rank[best]) best = i;
+    }
+    if (rank[best] == kNoRank) break;
+    ids[best] = merged[best];
+    for (size_t i = best + 1; i + 1 < count; ++i) {
+      ids[i] = ids[i + 1];
+      rank[i] = rank[i + 1];
+      merged[i] = merged[i + 1];
+    }
+    --count;
+    if (best > 0) score(best - 1);
+    if (best + 1 < count) score(best);
+  }
+  out.insert(out.end(), ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(count));
+}
+
+void BpeModel::merge_heap(std::string_view piece, std::vector<int32_t>& out) const {
+  // A doubly linked list of parts, each named by the index of its first byte (which a part
+  // keeps as it absorbs its right neighbour), and a min-heap of candidate pairs ordered by
+  // (rank, position): the same choice as the quadratic scan. Entries go stale when a neighbour
+  // merges; a stale entry no longer matches the ids in the list and is skipped.
+  const int32_t n = static_cast<int32_t>(piece.size());
+  std::vector<int32_t> ids(n), prev(n), next(n);
+  for (int32_t i = 0; i < n; ++i) {
+    ids[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
+    prev[i] = i - 1;
+    next[i] = i + 1 < n ? i + 1 : -1;
+  }
+  struct Candidate {
+    int32_t rank, pos, left, right, merged;
+    bool operator>(const Candidate& o) const {
+      return rank != o.rank ? rank > o.rank : pos > o.pos;
+    }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
+  auto push = [&](int32_t pos) {
+    const int32_t right = next[pos];
+    if (right < 0) return;
+    if (const PairSlot* p = find_pair(ids[pos], ids[right])) {
+      heap.push({p->rank, pos, ids[pos], ids[right], p->merged});
+    }
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) push(i);
+  while (!heap.empty()) {
+    const Candidate c = heap.top();
+    heap.pop();
+    const int32_t right = next[c.pos];
+    if (ids[c.pos] != c.left || right < 0 || ids[right] != c.right) continue;  // stale
+    ids[c.pos] = c.merged;
+    ids[right] = -1;
+    next[c.pos] = next[right];
+    if (next[right] >= 0) prev[next[right]] = c.pos;
+    if (prev[c.pos] >= 0) push(prev[c.pos]);
+    push(c.pos);
+  }
+  for (int32_t i = 0; i >= 0; i = next[i]) out.push_back(ids[i]);
+}
+
+}  // namespace llama3::tokenizer
