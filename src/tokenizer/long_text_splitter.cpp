@@ -1,5 +1,7 @@
 #include "tokenizer/long_text_splitter.h"
 
+#include <algorithm>
+
 #include "tokenizer/unicode_tables.h"
 #include "tokenizer/utf8.h"
 
@@ -22,7 +24,7 @@ void split_long_text(std::string_view text, const std::function<void(std::string
   const auto* data = reinterpret_cast<const unsigned char*>(text.data());
   const size_t size = text.size();
   // Fast path: a text shorter than the run limit (in bytes, so in characters too) needs no cut.
-  if (size <= max_consecutive) {
+  if (size <= std::min(max_consecutive, max_chars)) {
     if (size) on_piece(text);
     return;
   }
