@@ -38,7 +38,10 @@ uint64_t hash_bytes(std::string_view s) {
   return mix(h ^ tail ^ (static_cast<uint64_t>(s.size()) << 56));
 }
 
-size_t table_capacity(size_t entries) { return std::bit_ceil(std::max<size_t>(16, entries * 2)); }
+// Open-addressing tables stay at most ~2/3 full.
+size_t table_capacity(size_t entries) {
+  return std::bit_ceil(std::max<size_t>(16, entries + entries / 2));
+}
 
 }  // namespace
 
@@ -54,21 +57,21 @@ BpeModel::BpeModel(std::vector<std::string> tokens) {
     bytes_ += t;
     offsets_.push_back(static_cast<uint32_t>(bytes_.size()));
   }
+  check(size() < (1 << kIdBits), "BPE vocabulary of {} tokens is too large (limit {})", size(),
+        1 << kIdBits);
   const size_t capacity = table_capacity(tokens.size());
-  token_slots_.assign(capacity, -1);
-  token_hashes_.assign(capacity, 0);
+  token_slots_.assign(capacity, TokenSlot{0, -1});
   for (int32_t id = 0; id < size(); ++id) {
     const std::string_view bytes = token_bytes(id);
     check(!bytes.empty(), "BPE token {} is empty", id);
     const uint64_t h = hash_bytes(bytes);
     size_t slot = h & (capacity - 1);
-    while (token_slots_[slot] >= 0) {
-      check(token_bytes(token_slots_[slot]) != bytes, "BPE tokens {} and {} have the same bytes",
-            token_slots_[slot], id);
+    while (token_slots_[slot].id >= 0) {
+      check(token_bytes(token_slots_[slot].id) != bytes, "BPE tokens {} and {} have the same bytes",
+            token_slots_[slot].id, id);
       slot = (slot + 1) & (capacity - 1);
     }
-    token_slots_[slot] = id;
-    token_hashes_[slot] = static_cast<uint32_t>(h >> 32);
+    token_slots_[slot] = {static_cast<uint32_t>(h >> 32), id};
   }
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
@@ -83,34 +86,52 @@ int32_t BpeModel::find(std::string_view bytes) const {
   const uint32_t tag = static_cast<uint32_t>(h >> 32);
   const size_t mask = token_slots_.size() - 1;
   for (size_t slot = h & mask;; slot = (slot + 1) & mask) {
-    const int32_t id = token_slots_[slot];
-    if (id < 0) return -1;
-    if (token_hashes_[slot] == tag && token_bytes(id) == bytes) return id;
+    const TokenSlot s = token_slots_[slot];
+    if (s.id < 0) return -1;
+    if (s.tag == tag && token_bytes(s.id) == bytes) return s.id;
   }
 }
 
 void BpeModel::index_pairs(std::span<const Merge> merges) {
+  // Pairs with equal ranks must stay equal (tiktoken: every split of a token has the token's
+  // rank; ties go to the leftmost pair), so ranks are kept as given, below 2^30.
   const size_t capacity = table_capacity(merges.size());
-  pair_slots_.assign(capacity, PairSlot{});
+  pair_slots_.assign(capacity, kEmptySlot);
+  merged_by_rank_.clear();
   for (const Merge& m : merges) {
+    check(m.left >= 0 && m.left < size() && m.right >= 0 && m.right < size() && m.merged >= 0 &&
+              m.merged < size() && m.rank >= 0 && m.rank < (1 << 30),
+          "merge ({}, {}) -> {} at rank {} uses an id outside the vocabulary or a bad rank",
+          m.left, m.right, m.merged, m.rank);
+    if (merged_by_rank_.size() <= static_cast<size_t>(m.rank)) {
+      merged_by_rank_.resize(m.rank + 1, -1);
+    }
+    int32_t& merged = merged_by_rank_[m.rank];
+    check(merged < 0 || merged == m.merged, "merges of rank {} make different tokens", m.rank);
+    merged = m.merged;
     const uint64_t key = pair_key(m.left, m.right);
     size_t slot = mix(key) & (capacity - 1);
-    while (pair_slots_[slot].key != kEmptyKey && pair_slots_[slot].key != key) {
+    while (pair_slots_[slot] != kEmptySlot && (pair_slots_[slot] & kKeyMask) != key) {
       slot = (slot + 1) & (capacity - 1);
     }
-    PairSlot& s = pair_slots_[slot];
-    if (s.key == key && s.rank <= m.rank) continue;  // a repeated pair keeps its first rank
-    s = PairSlot{key, m.rank, m.merged};
+    if (pair_slots_[slot] != kEmptySlot) {  // a repeated pair keeps its lowest rank
+      if ((pair_slots_[slot] >> (2 * kIdBits)) <= static_cast<uint64_t>(m.rank)) continue;
+    }
+    pair_slots_[slot] = (static_cast<uint64_t>(m.rank) << (2 * kIdBits)) | key;
+  }
+  byte_pair_ranks_.assign(256 * 256, -1);
+  for (int a = 0; a < 256; ++a) {
+    for (int b = 0; b < 256; ++b) byte_pair_ranks_[a * 256 + b] = pair_rank(byte_ids_[a], byte_ids_[b]);
   }
 }
 
-const BpeModel::PairSlot* BpeModel::find_pair(int32_t left, int32_t right) const {
+int32_t BpeModel::pair_rank(int32_t left, int32_t right) const {
   const uint64_t key = pair_key(left, right);
   const size_t mask = pair_slots_.size() - 1;
   for (size_t slot = mix(key) & mask;; slot = (slot + 1) & mask) {
-    const PairSlot& s = pair_slots_[slot];
-    if (s.key == key) return &s;
-    if (s.key == kEmptyKey) return nullptr;
+    const PairSlot s = pair_slots_[slot];
+    if ((s & kKeyMask) == key) return static_cast<int32_t>(s >> (2 * kIdBits));
+    if (s == kEmptySlot) return -1;
   }
 }
 
@@ -164,27 +185,29 @@ void BpeModel::merge_small(std::string_view piece, std::vector<int32_t>& out) co
     merge_heap(piece, out);
     return;
   }
-  // ids[i] is part i; rank[i]/merged[i] describe the pair (part i, part i+1).
-  std::array<int32_t, kSmallPiece> ids, rank, merged;
+  // ids[i] is part i; rank[i] is the rank of the pair (part i, part i+1).
+  std::array<int32_t, kSmallPiece> ids, rank;
   for (size_t i = 0; i < piece.size(); ++i) ids[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
   auto score = [&](size_t i) {
-    const PairSlot* p = find_pair(ids[i], ids[i + 1]);
-    rank[i] = p ? p->rank : kNoRank;
-    merged[i] = p ? p->merged : -1;
+    const int32_t r = pair_rank(ids[i], ids[i + 1]);
+    rank[i] = r < 0 ? kNoRank : r;
   };
   size_t count = piece.size();
-  for (size_t i = 0; i + 1 < count; ++i) score(i);
+  const auto* bytes = reinterpret_cast<const unsigned char*>(piece.data());
+  for (size_t i = 0; i + 1 < count; ++i) {
+    const int32_t r = byte_pair_ranks_[bytes[i] * 256 + bytes[i + 1]];
+    rank[i] = r < 0 ? kNoRank : r;
+  }
   while (count > 1) {
     size_t best = 0;
     for (size_t i = 1; i + 1 < count; ++i) {
       if (rank[i] < rank[best]) best = i;
     }
     if (rank[best] == kNoRank) break;
-    ids[best] = merged[best];
+    ids[best] = merged_id(rank[best]);
     for (size_t i = best + 1; i + 1 < count; ++i) {
       ids[i] = ids[i + 1];
       rank[i] = rank[i + 1];
-      merged[i] = merged[i + 1];
     }
     --count;
     if (best > 0) score(best - 1);
@@ -206,7 +229,7 @@ void BpeModel::merge_heap(std::string_view piece, std::vector<int32_t>& out) con
     next[i] = i + 1 < n ? i + 1 : -1;
   }
   struct Candidate {
-    int32_t rank, pos, left, right, merged;
+    int32_t rank, pos, left, right;
     bool operator>(const Candidate& o) const {
       return rank != o.rank ? rank > o.rank : pos > o.pos;
     }
@@ -215,17 +238,20 @@ void BpeModel::merge_heap(std::string_view piece, std::vector<int32_t>& out) con
   auto push = [&](int32_t pos) {
     const int32_t right = next[pos];
     if (right < 0) return;
-    if (const PairSlot* p = find_pair(ids[pos], ids[right])) {
-      heap.push({p->rank, pos, ids[pos], ids[right], p->merged});
-    }
+    const int32_t rank = pair_rank(ids[pos], ids[right]);
+    if (rank >= 0) heap.push({rank, pos, ids[pos], ids[right]});
   };
-  for (int32_t i = 0; i + 1 < n; ++i) push(i);
+  const auto* bytes = reinterpret_cast<const unsigned char*>(piece.data());
+  for (int32_t i = 0; i + 1 < n; ++i) {
+    const int32_t rank = byte_pair_ranks_[bytes[i] * 256 + bytes[i + 1]];
+    if (rank >= 0) heap.push({rank, i, ids[i], ids[i + 1]});
+  }
   while (!heap.empty()) {
     const Candidate c = heap.top();
     heap.pop();
     const int32_t right = next[c.pos];
     if (ids[c.pos] != c.left || right < 0 || ids[right] != c.right) continue;  // stale
-    ids[c.pos] = c.merged;
+    ids[c.pos] = merged_id(c.rank);
     ids[right] = -1;
     next[c.pos] = next[right];
     if (next[right] >= 0) prev[next[right]] = c.pos;

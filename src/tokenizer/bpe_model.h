@@ -34,8 +34,9 @@ class BpeModel {
 
   void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
 
-  // The two merge loops encode_piece chooses between by length (quadratic scan for short
-  // pieces, a heap for long ones); public so tests can check they agree.
+  // The two merge loops encode_piece chooses between by length (a rescanned array for pieces
+  // of up to 64 bytes, a heap beyond, where merge_small hands over to merge_heap); public so
+  // tests can check they agree.
   void merge_small(std::string_view piece, std::vector<int32_t>& out) const;
   void merge_heap(std::string_view piece, std::vector<int32_t>& out) const;
 
@@ -47,24 +48,34 @@ class BpeModel {
   int32_t find(std::string_view bytes) const;
 
  private:
-  struct PairSlot {
-    uint64_t key = kEmptyKey;
-    int32_t rank = 0;
-    int32_t merged = 0;
-  };
-  static constexpr uint64_t kEmptyKey = ~uint64_t{0};
+  // Pair table slot: (left, right) in the low 34 bits (ids < 2^17), rank in the high 30; the
+  // merged id is merged_by_rank_[rank]. Eight bytes a slot keeps the table cache-friendly, which
+  // is most of encode's time.
+  using PairSlot = uint64_t;
+  static constexpr int kIdBits = 17;
+  static constexpr uint64_t kKeyMask = (uint64_t{1} << (2 * kIdBits)) - 1;
+  static constexpr PairSlot kEmptySlot = ~uint64_t{0};
   static uint64_t pair_key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+    return (static_cast<uint64_t>(left) << kIdBits) | static_cast<uint64_t>(right);
   }
-  const PairSlot* find_pair(int32_t left, int32_t right) const;
+  // Rank of the pair, or -1.
+  int32_t pair_rank(int32_t left, int32_t right) const;
+  int32_t merged_id(int32_t rank) const { return merged_by_rank_[rank]; }
   explicit BpeModel(std::vector<std::string> tokens);
   void index_pairs(std::span<const Merge> merges);
 
   std::string bytes_;              // all token bytes, back to back
   std::vector<uint32_t> offsets_;  // token i is bytes_[offsets_[i], offsets_[i+1])
-  std::vector<int32_t> token_slots_;  // open addressing: token id or -1
-  std::vector<uint32_t> token_hashes_;
+  struct TokenSlot {
+    uint32_t tag;  // high half of the hash of the token's bytes
+    int32_t id;    // -1: empty
+  };
+  std::vector<TokenSlot> token_slots_;  // open addressing on the hash of the bytes
   std::vector<PairSlot> pair_slots_;
+  std::vector<int32_t> merged_by_rank_;
+  // Ranks of all byte pairs (-1: none), the first lookups of every merge: a 256 kB table that
+  // stays in cache instead of probing the big pair table.
+  std::vector<int32_t> byte_pair_ranks_;
   int32_t byte_ids_[256] = {};
   bool whole_piece_lookup_ = true;
 };
