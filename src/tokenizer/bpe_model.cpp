@@ -39,6 +39,12 @@ uint64_t hash_bytes(std::string_view s) {
 }
 
 // Open-addressing tables stay at most ~2/3 full.
+uint64_t head_of(std::string_view s) {
+  uint64_t head = 0;
+  std::memcpy(&head, s.data(), std::min<size_t>(8, s.size()));
+  return head;
+}
+
 size_t table_capacity(size_t entries) {
   return std::bit_ceil(std::max<size_t>(16, entries + entries / 2));
 }
@@ -60,7 +66,7 @@ BpeModel::BpeModel(std::vector<std::string> tokens) {
   check(size() < (1 << kIdBits), "BPE vocabulary of {} tokens is too large (limit {})", size(),
         1 << kIdBits);
   const size_t capacity = table_capacity(tokens.size());
-  token_slots_.assign(capacity, TokenSlot{0, -1});
+  token_slots_.assign(capacity, TokenSlot{0, 0, -1});
   for (int32_t id = 0; id < size(); ++id) {
     const std::string_view bytes = token_bytes(id);
     check(!bytes.empty(), "BPE token {} is empty", id);
@@ -71,7 +77,7 @@ BpeModel::BpeModel(std::vector<std::string> tokens) {
             token_slots_[slot].id, id);
       slot = (slot + 1) & (capacity - 1);
     }
-    token_slots_[slot] = {static_cast<uint32_t>(h >> 32), id};
+    token_slots_[slot] = {head_of(bytes), static_cast<uint32_t>(bytes.size()), id};
   }
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
@@ -82,13 +88,16 @@ BpeModel::BpeModel(std::vector<std::string> tokens) {
 
 int32_t BpeModel::find(std::string_view bytes) const {
   if (token_slots_.empty()) return -1;
-  const uint64_t h = hash_bytes(bytes);
-  const uint32_t tag = static_cast<uint32_t>(h >> 32);
+  const uint64_t head = head_of(bytes);
   const size_t mask = token_slots_.size() - 1;
-  for (size_t slot = h & mask;; slot = (slot + 1) & mask) {
-    const TokenSlot s = token_slots_[slot];
+  for (size_t slot = hash_bytes(bytes) & mask;; slot = (slot + 1) & mask) {
+    const TokenSlot& s = token_slots_[slot];
     if (s.id < 0) return -1;
-    if (s.tag == tag && token_bytes(s.id) == bytes) return s.id;
+    if (s.head == head && s.length == bytes.size() &&
+        (bytes.size() <= 8 ||
+         std::memcmp(bytes_.data() + offsets_[s.id] + 8, bytes.data() + 8, bytes.size() - 8) == 0)) {
+      return s.id;
+    }
   }
 }
 

@@ -66,9 +66,12 @@ class BpeModel {
 
   std::string bytes_;              // all token bytes, back to back
   std::vector<uint32_t> offsets_;  // token i is bytes_[offsets_[i], offsets_[i+1])
+  // Token table slot. Most tokens are at most 8 bytes: they compare inside the slot, without
+  // touching the byte arena.
   struct TokenSlot {
-    uint32_t tag;  // high half of the hash of the token's bytes
-    int32_t id;    // -1: empty
+    uint64_t head;    // first 8 bytes, zero padded
+    uint32_t length;  // bytes
+    int32_t id;       // -1: empty
   };
   std::vector<TokenSlot> token_slots_;  // open addressing on the hash of the bytes
   std::vector<PairSlot> pair_slots_;
