@@ -191,10 +191,13 @@ class LlamaReference:
 
     rope_style is "interleaved" (Meta's weights) or "half" (HF-permuted q/k weights), which must
     give the same numbers; the engine is compared against the default.
+    kv_round: None, or a dtype (torch.bfloat16) that keys (after RoPE) and values are rounded to,
+    through float32, before attention: what an engine with a bf16 KV cache computes.
     """
     cfg: LlamaConfig
     weights: Dict[str, torch.Tensor]
     rope_style: str = "interleaved"
+    kv_round: Optional[torch.dtype] = None
     _f64: Dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -250,6 +253,9 @@ class LlamaReference:
         rope = apply_rope_interleaved if self.rope_style == "interleaved" else apply_rope_half
         q = rope(q, angles)
         k = rope(k, angles)
+        if self.kv_round is not None:
+            k = k.to(torch.float32).to(self.kv_round).to(torch.float64)
+            v = v.to(torch.float32).to(self.kv_round).to(torch.float64)
         attn = causal_attention(q, k, v).reshape(seq, c.dim)
         x = x + attn @ self.w(p + "attention.wo.weight").T
         h = rms_norm(x, self.w(p + "ffn_norm.weight"), c.norm_eps)

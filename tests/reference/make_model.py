@@ -6,7 +6,8 @@ answers for some prompts, for the engine's end-to-end tests.
         "n_kv_heads":2,"vocab_size":512,"ffn_dim":768,"rope_scaling_factor":8,"tied":true}'
         --seed 1 --out DIR --prompt 1,2,3 --prompt random:300:7 --greedy 8
 
-A prompt may end in @last (store only its last position's logits) or @greedy=N.
+A prompt may end in @last (store only its last position's logits), @greedy=N, or @kvbf16 (add
+"kv_bf16": {the same fields} for keys and values rounded to bf16, as a bf16 KV cache does).
 This writes DIR/meta/ (params.json, consolidated.NN.pth), DIR/hf/ (config.json, *.safetensors) and
 DIR/expected.json:
     {"config": {...}, "seed": S,
@@ -17,9 +18,10 @@ DIR/expected.json:
                   "greedy": [...], "greedy_margins": [...]}]}
 Greedy tokens are computed by recomputing the whole sequence at every step (no cache).
 
-More folders of the same weights: --variant meta:NAME:shards=2 and
+More folders of the same weights: --variant meta:NAME:shards=2,rope_factor_key=false and
 --variant hf:NAME:shards=3,dtype=f16,permute=false (permute=false is the negative control: q/k
-rows left in Meta's order). Config keys: dim, n_layers, n_heads, n_kv_heads, vocab_size, ffn_dim,
+rows left in Meta's order; rope_factor_key=false leaves a non-8 factor out of params.json, as
+Meta's Llama 3.2 1B/3B files do). Config keys: dim, n_layers, n_heads, n_kv_heads, vocab_size, ffn_dim,
 norm_eps, rope_theta, rope_scaling_factor (a number, or null for Llama 3.0), tied, and optionally
 multiple_of / ffn_dim_multiplier (written to params.json; found automatically otherwise).
 """
@@ -52,16 +54,20 @@ def parse_config(text: str) -> LlamaConfig:
 
 def parse_prompt(spec: str, vocab_size: int, greedy: int, last_only: bool) -> dict:
     """1,2,3 or random:LENGTH:SEED, optionally followed by @last (store only the last
-    position's logits) and @greedy=N (greedy tokens for this prompt)."""
+    position's logits), @greedy=N (greedy tokens for this prompt) and @kvbf16 (also the answers
+    of a model whose keys and values are rounded to bf16, as with a bf16 KV cache)."""
     body, *mods = spec.split("@")
-    prompt = {"greedy": greedy, "last_only": last_only}
+    prompt = {"greedy": greedy, "last_only": last_only, "kv_bf16": False}
     for mod in mods:
         if mod == "last":
             prompt["last_only"] = True
+        elif mod == "kvbf16":
+            prompt["kv_bf16"] = True
         elif mod.startswith("greedy="):
             prompt["greedy"] = int(mod[len("greedy="):])
         else:
-            raise SystemExit(f"bad prompt option {mod!r} in {spec!r}: use @last or @greedy=N")
+            raise SystemExit(f"bad prompt option {mod!r} in {spec!r}: use @last, @kvbf16 or "
+                             "@greedy=N")
     if body.startswith("random:"):
         parts = body.split(":")
         if len(parts) != 3:
@@ -78,9 +84,10 @@ def parse_variant(spec: str) -> dict:
     """meta:NAME[:k=v,...] or hf:NAME[:k=v,...]."""
     parts = spec.split(":")
     if len(parts) not in (2, 3) or parts[0] not in ("meta", "hf") or not parts[1]:
-        raise SystemExit(f"bad variant {spec!r}: use meta:NAME[:shards=N] or "
+        raise SystemExit(f"bad variant {spec!r}: use meta:NAME[:shards=N,rope_factor_key=B] or "
                          "hf:NAME[:shards=N,dtype=bf16|f16|f32,permute=true|false]")
-    v = {"kind": parts[0], "name": parts[1], "shards": 1, "dtype": "bf16", "permute": True}
+    v = {"kind": parts[0], "name": parts[1], "shards": 1, "dtype": "bf16", "permute": True,
+         "rope_factor_key": True}
     if len(parts) == 3:
         for item in parts[2].split(","):
             key, _, value = item.partition("=")
@@ -90,6 +97,8 @@ def parse_variant(spec: str) -> dict:
                 v["dtype"] = value
             elif key == "permute" and v["kind"] == "hf":
                 v["permute"] = value.lower() in ("1", "true", "yes")
+            elif key == "rope_factor_key" and v["kind"] == "meta":
+                v["rope_factor_key"] = value.lower() in ("1", "true", "yes")
             else:
                 raise SystemExit(f"bad variant option {item!r} in {spec!r}")
     return v
@@ -128,7 +137,7 @@ def main() -> None:
     ap.add_argument("--no-meta", action="store_true", help="skip OUT/meta")
     ap.add_argument("--no-hf", action="store_true", help="skip OUT/hf")
     ap.add_argument("--variant", action="append", default=[],
-                    help="extra folder: meta:NAME[:shards=N] or "
+                    help="extra folder: meta:NAME[:shards=N,rope_factor_key=B] or "
                          "hf:NAME[:shards=N,dtype=D,permute=B] (repeatable)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
@@ -140,7 +149,8 @@ def main() -> None:
                for p in args.prompt]
     variants = [parse_variant(v) for v in args.variant]
     if not args.no_meta:
-        variants.insert(0, {"kind": "meta", "name": "meta", "shards": args.meta_shards})
+        variants.insert(0, {"kind": "meta", "name": "meta", "shards": args.meta_shards,
+                            "rope_factor_key": True})
     if not args.no_hf:
         variants.insert(int(not args.no_meta), {"kind": "hf", "name": "hf", "shards": args.hf_shards,
                                                 "dtype": args.hf_dtype, "permute": True})
@@ -150,16 +160,19 @@ def main() -> None:
     for v in variants:
         folder = os.path.join(args.out, v["name"])
         if v["kind"] == "meta":
-            write_meta(folder, cfg, weights, v["shards"])
+            write_meta(folder, cfg, weights, v["shards"], v["rope_factor_key"])
         else:
             write_hf(folder, cfg, weights, v["dtype"], v["shards"], v["permute"])
 
     ref = LlamaReference(cfg, weights)
-    expected = {
-        "config": cfg.to_dict(),
-        "seed": args.seed,
-        "prompts": [expected_for(ref, p["tokens"], p["greedy"], p["last_only"]) for p in prompts],
-    }
+    ref_kv_bf16 = LlamaReference(cfg, weights, kv_round=torch.bfloat16)
+    entries = []
+    for p in prompts:
+        entry = expected_for(ref, p["tokens"], p["greedy"], p["last_only"])
+        if p["kv_bf16"]:
+            entry["kv_bf16"] = expected_for(ref_kv_bf16, p["tokens"], p["greedy"], p["last_only"])
+        entries.append(entry)
+    expected = {"config": cfg.to_dict(), "seed": args.seed, "prompts": entries}
     tmp = os.path.join(args.out, "expected.json.tmp")
     with open(tmp, "w") as f:
         json.dump(expected, f)

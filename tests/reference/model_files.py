@@ -118,7 +118,9 @@ def meta_ffn_params(cfg: LlamaConfig) -> Tuple[int, Optional[float]]:
                      "give them in the config")
 
 
-def meta_params(cfg: LlamaConfig) -> dict:
+def meta_params(cfg: LlamaConfig, rope_factor_key: bool = True) -> dict:
+    """params.json. rope_factor_key=False leaves a non-8 factor out, as Meta's own Llama 3.2
+    1B/3B files do (their factor 32 is implied by the model; readers must know it)."""
     multiple_of, multiplier = meta_ffn_params(cfg)
     params = {
         "dim": cfg.dim, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads,
@@ -130,7 +132,7 @@ def meta_params(cfg: LlamaConfig) -> dict:
     params["rope_theta"] = cfg.rope_theta
     if cfg.rope_scaling_factor is not None:  # Llama 3.0 files have no use_scaled_rope at all
         params["use_scaled_rope"] = True
-        if cfg.rope_scaling_factor != 8.0:  # 8 is the default Meta's code assumes
+        if cfg.rope_scaling_factor != 8.0 and rope_factor_key:  # 8: the default in Meta's code
             params["rope_scaling_factor"] = cfg.rope_scaling_factor
     return params
 
@@ -152,10 +154,10 @@ def meta_shard_axis(name: str) -> Optional[int]:
 
 
 def write_meta(folder: str, cfg: LlamaConfig, weights: Dict[str, torch.Tensor],
-               shards: int = 1) -> None:
+               shards: int = 1, rope_factor_key: bool = True) -> None:
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "params.json"), "w") as f:
-        json.dump(meta_params(cfg), f, indent=2)
+        json.dump(meta_params(cfg, rope_factor_key), f, indent=2)
     for s in range(shards):
         state = {}
         for name, t in weights.items():

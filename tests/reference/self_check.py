@@ -218,6 +218,15 @@ class Model(unittest.TestCase):
         tied = random_weights(small(tied=True), 1)
         self.assertNotIn("output.weight", tied)
 
+    def test_kv_rounding_is_small_and_only_where_asked(self):
+        cfg = small()
+        w = random_weights(cfg, 2)
+        tokens = random_tokens(30, 2, cfg.vocab_size)
+        exact = LlamaReference(cfg, w).forward(tokens)
+        rounded = LlamaReference(cfg, w, kv_round=torch.bfloat16).forward(tokens)
+        rel = float((exact - rounded).abs().max() / exact.abs().max())
+        self.assertTrue(1e-5 < rel < 3e-2, rel)  # bf16 keeps 8 significant bits
+
     def test_rope_factor_changes_long_range_logits_only(self):
         w = random_weights(small(), 2)
         tokens = random_tokens(40, 2, SMALL["vocab_size"])
@@ -320,6 +329,9 @@ class Files(unittest.TestCase):
         self.assertNotIn("rope_scaling_factor", p)
         p = meta_params(small(rope_scaling_factor=32))
         self.assertEqual(p["rope_scaling_factor"], 32.0)
+        p = meta_params(small(rope_scaling_factor=32), rope_factor_key=False)
+        self.assertTrue(p["use_scaled_rope"])
+        self.assertNotIn("rope_scaling_factor", p)
         one_b = LlamaConfig.from_dict({"dim": 2048, "n_layers": 16, "n_heads": 32,
                                        "n_kv_heads": 8, "vocab_size": 128256, "ffn_dim": 8192,
                                        "multiple_of": 256, "ffn_dim_multiplier": 1.5})
