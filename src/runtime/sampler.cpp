@@ -22,10 +22,10 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// Top-k selection buffer, in multiples of k (see Sampler::sample_top_k).
+// Top-k selection buffer, in multiples of k (see Sampler::select_top_k).
 constexpr size_t kBufferFactor = 4;
 // A nucleus boundary group at most this big is simply sorted; a bigger one is narrowed first
-// by a mass histogram (see Sampler::draw_nucleus), so top_p never sorts the whole vocabulary.
+// by mass histograms (see Sampler::narrow_nucleus), so top_p never sorts the whole vocabulary.
 constexpr size_t kSortLimit = 256;
 constexpr int kBuckets = 256;
 constexpr int kMaxRounds = 4;  // histogram rounds before sorting whatever is left (ties)
