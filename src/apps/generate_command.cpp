@@ -8,10 +8,13 @@
 
 #include "apps/cli_options.h"
 #include "apps/command.h"
+#include "apps/tokenizer_location.h"
 #include "core/error.h"
 #include "core/timer.h"
 #include "model/kv_cache.h"
 #include "model/llama_model.h"
+#include "model/model_source.h"
+#include "tokenizer/tokenizer.h"
 
 namespace llama3::apps {
 namespace {
@@ -19,6 +22,9 @@ namespace {
 struct GenerateOptions {
   ModelOptions model;
   std::string tokens;
+  std::optional<std::string> prompt;
+  bool chat = false;
+  std::optional<std::string> tokenizer;
   int64_t max_generated_tokens = 16;
   std::string logits_out;
   bool logits_all = false;
@@ -27,11 +33,24 @@ struct GenerateOptions {
 
 constexpr int32_t kStopIds[] = {128001, 128008, 128009};
 
+// The prompt's token ids: --tokens as given, or --prompt TEXT encoded (with one BOS, or in the
+// chat format with --chat).
+std::vector<int32_t> prompt_tokens(const GenerateOptions& o, std::optional<tokenizer::Tokenizer>& tok) {
+  check(o.tokens.empty() != !o.prompt.has_value(), "give the prompt with either --tokens \"128000,2028,374\" or --prompt TEXT");
+  if (!o.prompt) return parse_token_list(o.tokens);
+  const auto dir = o.model.weights == "random" ? std::nullopt : model::resolve_model_dir(o.model.model_dir);
+  tok.emplace(tokenizer::Tokenizer::load(
+      resolve_tokenizer_path(o.tokenizer ? std::optional<std::filesystem::path>(*o.tokenizer) : std::nullopt, dir)));
+  if (!o.chat) return tok->encode(*o.prompt, true, false);
+  const tokenizer::ChatMessage dialog[] = {{"user", *o.prompt}};
+  return tokenizer::encode_dialog(*tok, dialog);
+}
+
 int run_generate(const GenerateOptions& o) {
   o.model.apply_threads();
-  check(!o.tokens.empty(), "give the prompt with --tokens \"128000,2028,374\"");
-  const std::vector<int32_t> prompt = parse_token_list(o.tokens);
-  check(!prompt.empty(), "--tokens is empty");
+  std::optional<tokenizer::Tokenizer> tok;
+  const std::vector<int32_t> prompt = prompt_tokens(o, tok);
+  check(!prompt.empty(), "the prompt is empty");
   model::OpenedModel opened = model::open_model(o.model.request());
   model::LlamaModel& m = *opened.model;
   const model::ModelConfig& c = m.config();
@@ -98,6 +117,7 @@ int run_generate(const GenerateOptions& o) {
     out << j.dump() << "\n";
   }
   nlohmann::json result = {{"prompt", prompt}, {"generated", generated}, {"stop_reason", stop_reason}};
+  if (tok) result["text"] = tok->decode(generated);
   fmt::print("{}\n", result.dump());
   fmt::print(stderr, "model {} ({}, {} layers), load {:.2f} s, prefill {} tokens {:.3f} s, decode {} tokens {:.3f} s\n",
              c.name, opened.format, c.n_layers, opened.load_seconds, prompt.size(), prefill_s, generated.size(),
@@ -106,10 +126,13 @@ int run_generate(const GenerateOptions& o) {
 }
 
 const CommandRegistrar kRegistrar{
-    "generate", "greedy continuation of a prompt (token ids), printed as JSON", [](CLI::App& app) {
+    "generate", "greedy continuation of a prompt (token ids or text), printed as JSON", [](CLI::App& app) {
       auto o = std::make_shared<GenerateOptions>();
       o->model.add_to(app);
       app.add_option("--tokens", o->tokens, "prompt token ids, e.g. \"128000,2028,374\"");
+      app.add_option("--prompt", o->prompt, "prompt text (encoded with one BOS; see --chat)");
+      app.add_flag("--chat", o->chat, "with --prompt: wrap it in the Llama 3 chat format");
+      app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or tokenizer.model (default: with the weights, else built-in)");
       app.add_option("--max_generated_tokens", o->max_generated_tokens, "tokens to generate")
           ->check(CLI::NonNegativeNumber)
           ->capture_default_str();

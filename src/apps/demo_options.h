@@ -1,0 +1,38 @@
+#pragma once
+// The demo's command line, with the original Llama 3 demo's parameter names.
+#include <CLI/CLI.hpp>
+
+#include <optional>
+#include <string>
+
+#include "apps/cli_options.h"
+
+namespace llama3::apps {
+
+struct DemoOptions {
+  ModelOptions model;
+  std::optional<std::string> input_prompts;  // default: demo/prompts/questions_128.json
+  bool instruct = true;
+  int repeat_batches = 1;
+  int64_t max_seq_len = 1024;
+  int batch_size = 32;
+  int64_t max_generated_tokens = 100;
+  bool paged_attention = true;
+  std::string page_params = R"({"page_block_size":32,"page_max_num_blocks":1024})";
+  std::string sampling_params = R"({"temperature":0.6,"top_p":0.9,"top_k":32,"seed":42})";
+  bool stress_test = false;
+  int64_t start_pos = 0;
+  std::string optimizations = "performance";
+  std::string fake_device = "N150";
+  std::optional<std::string> report;
+  std::optional<std::string> tokenizer;
+  bool print_all_users = false;
+  bool continuous_batching = false;
+  bool tsu_check = false;
+  std::optional<std::string> tsu_targets;  // default: demo/tsu_targets.json
+  int64_t prefill_chunk = 256;
+
+  void add_to(CLI::App& app);
+};
+
+}  // namespace llama3::apps

@@ -1,0 +1,165 @@
+// The demo end to end through the binary, on a tiny model with the real vocabulary (written as a
+// Hugging Face folder at test time) and the real tokenizer.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "model/checkpoint_writer.h"
+#include "model/random_weights.h"
+#include "test_support.h"
+
+namespace llama3::testing {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+class DemoTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    model_dir_ = new TempDir("demo-model");
+    model::ModelConfig c;
+    c.dim = 64;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.head_dim = 16;
+    c.ffn_dim = 192;
+    c.vocab_size = 128256;
+    c.tied_embeddings = true;
+    c.rope_scaling.enabled = true;
+    c.rope_scaling.factor = 32;
+    const auto w = model::random_weights(c, 3);
+    model::write_hf_folder(c, w, model_dir_->path());
+  }
+  static void TearDownTestSuite() { delete model_dir_; }
+
+  static CommandResult demo(const std::string& args) {
+    return run_command("env -u LLAMA_DIR -u HF_MODEL " + cli() + " demo --model_dir " + model_dir_->path().string() +
+                       " " + args);
+  }
+  static json report(const std::string& args, const std::string& name) {
+    TempDir out("demo-report-" + name);
+    const auto r = demo(args + " --report " + (out / "r.json").string());
+    EXPECT_EQ(r.exit_code, 0) << r.err << r.out.substr(0, 2000);
+    return json::parse(read_text(out / "r.json"));
+  }
+
+  static TempDir* model_dir_;
+};
+
+TempDir* DemoTest::model_dir_ = nullptr;
+
+TEST_F(DemoTest, ReportHasEveryFieldWithPlausibleValues) {
+  const json r = report("--batch_size 8 --max_generated_tokens 12", "fields");
+  const json& s = r["summary"];
+  for (const char* key : {"model", "weights", "layers", "batch_size", "threads", "load_seconds", "ttft_ms",
+                          "prefill_tokens_per_s", "decode_tokens_per_s_per_user", "decode_tokens_per_s",
+                          "peak_rss_bytes", "kv_blocks_used_peak", "kv_blocks_total", "mode"}) {
+    EXPECT_TRUE(s.contains(key)) << key;
+  }
+  EXPECT_EQ(s["batch_size"], 8);
+  EXPECT_EQ(s["layers"], 2);
+  EXPECT_GT(s["decode_tokens_per_s_per_user"].get<double>(), 0.0);
+  EXPECT_GT(s["peak_rss_bytes"].get<double>(), 1e6);
+  EXPECT_GT(s["kv_blocks_used_peak"].get<int>(), 0);
+  EXPECT_LE(s["kv_blocks_used_peak"].get<int>(), s["kv_blocks_total"].get<int>());
+  ASSERT_EQ(r["users"].size(), 8u);
+  for (const auto& u : r["users"]) {
+    EXPECT_FALSE(u["prompt"].get<std::string>().empty());
+    EXPECT_EQ(u["prompt_tokens"][0], 128000) << "the chat format starts with <|begin_of_text|>";
+    EXPECT_NE(u["prompt_tokens"][1], 128000) << "exactly one BOS";
+    EXPECT_GE(u["generated_tokens"].size(), 1u);
+    EXPECT_LE(u["generated_tokens"].size(), 12u);
+    EXPECT_TRUE(u.contains("text"));
+    EXPECT_GT(u["ttft_ms"].get<double>(), 0.0);
+    EXPECT_THAT(u["stop_reason"].get<std::string>(), ::testing::AnyOf("stop_token", "max_generated_tokens"));
+  }
+  EXPECT_GE(r["iterations"].size(), 10u);
+  for (const auto& it : r["iterations"]) EXPECT_GT(it["ms"].get<double>(), 0.0);
+}
+
+TEST_F(DemoTest, PagedEqualsContiguousThroughTheCli) {
+  const std::string greedy = " --batch_size 5 --max_generated_tokens 10 --sampling_params '{\"temperature\":0}'";
+  const json paged = report(greedy + " --page_params '{\"page_block_size\":16,\"page_max_num_blocks\":100}'", "paged");
+  const json contiguous = report(greedy + " --paged_attention false", "contiguous");
+  for (size_t u = 0; u < 5; ++u) {
+    EXPECT_EQ(paged["users"][u]["generated_tokens"], contiguous["users"][u]["generated_tokens"]) << u;
+  }
+}
+
+TEST_F(DemoTest, StressRecyclesUsersWithFlatMemory) {
+  TempDir dir("stress-prompts");
+  write_text(dir / "short.json", R"([{"prompt": "Tell me a story."}, {"prompt": "Why is the sky blue?"}])");
+  const json r = report("--stress_test true --batch_size 4 --max_seq_len 64 --max_generated_tokens 2000 "
+                        "--page_params '{\"page_block_size\":16,\"page_max_num_blocks\":16}' --input_prompts " +
+                            (dir / "short.json").string(),
+                        "stress");
+  const json& s = r["summary"];
+  EXPECT_GE(r["iterations"].size(), 1900u);
+  EXPECT_GT(s["recycles"].get<int>(), 4 * 20) << "each user refills its 64-token context many times";
+  EXPECT_LE(s["kv_blocks_used_peak"].get<int>(), 16);
+  // RSS after the first iteration vs at the end: the KV pool and scratch are reused, so growth
+  // over 2,000 iterations stays within allocator noise (8 MiB).
+  EXPECT_LT(s["rss_end_bytes"].get<double>() - s["rss_start_bytes"].get<double>(), 8.0 * (1 << 20));
+  EXPECT_GT(s["tsu_last_10pct"].get<double>(), 0.0);
+}
+
+TEST_F(DemoTest, ContinuousBatchingRefillsSlots) {
+  const auto r = demo("--batch_size 4 --repeat_batches 2 --max_generated_tokens 6 --continuous_batching true");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("continuous batching"));
+  EXPECT_THAT(r.out, HasSubstr("Iteration 0:"));
+  EXPECT_THAT(r.out, HasSubstr("tok/s/user"));
+}
+
+TEST_F(DemoTest, TsuCheckFailsOutsideTheTargets) {
+  TempDir dir("tsu");
+  write_text(dir / "impossible.json",
+             R"([{"model": "custom", "layers": 2, "batch": 2, "optimizations": "performance", "min_tsu": 1e9, "max_tsu": 2e9}])");
+  write_text(dir / "loose.json",
+             R"([{"model": "custom", "layers": 2, "batch": 2, "optimizations": "performance", "min_tsu": 0.001, "max_tsu": 1e9}])");
+  const std::string base = "--batch_size 2 --max_generated_tokens 30 --tsu_check --tsu_targets ";
+  EXPECT_EQ(demo(base + (dir / "impossible.json").string()).exit_code, 3);
+  EXPECT_EQ(demo(base + (dir / "loose.json").string()).exit_code, 0);
+  const auto missing = demo("--batch_size 3 --max_generated_tokens 2 --tsu_check --tsu_targets " + (dir / "loose.json").string());
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_THAT(missing.err, HasSubstr("no target"));
+}
+
+TEST_F(DemoTest, NoRunnableUserIsAnError) {
+  const auto r = demo("--max_seq_len 16 --batch_size 2 --max_generated_tokens 2");  // shipped prompts are ~120 tokens
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("does not fit --max_seq_len 16"));
+  EXPECT_THAT(r.err, HasSubstr("no user"));
+}
+
+TEST_F(DemoTest, BadFlagsGiveClearErrors) {
+  struct Case {
+    std::string args, needle;
+  };
+  const Case cases[] = {
+      {"--batch_size 33", "batch_size"},
+      {"--batch_size=0", "batch_size"},
+      {"--page_params '{\"page_block_size\":0}'", "page_block_size"},
+      {"--page_params 'not json'", "page_params"},
+      {"--page_params '{\"blocks\":3}'", "unknown key"},
+      {"--sampling_params '{\"temperature\":-1}'", "temperature"},
+      {"--sampling_params '{\"tempo\":1}'", "tempo"},
+      {"--optimizations fast", "optimizations"},
+      {"--FAKE_DEVICE H100", "FAKE_DEVICE"},
+      {"--max_seq_len 200000", "max_seq_len"},
+      {"--input_prompts /nonexistent.json", "nonexistent.json"},
+      {"--no_such_flag 1", "no_such_flag"},
+  };
+  for (const auto& c : cases) {
+    const auto r = demo(c.args + " --max_generated_tokens 2");
+    EXPECT_NE(r.exit_code, 0) << c.args;
+    EXPECT_LT(r.exit_code, 128) << c.args << " crashed";
+    EXPECT_THAT(r.err + r.out, HasSubstr(c.needle)) << c.args;
+  }
+}
+
+}  // namespace
+}  // namespace llama3::testing
