@@ -81,7 +81,10 @@ int run_demo(const DemoOptions& o) {
                                                : fs::path(LLAMA3_DEMO_DIR) / "prompts" / "questions_128.json";
   const auto specs = runtime::load_prompt_file(prompt_path);
   std::vector<runtime::ResolvedPrompt> resolved;
-  for (const auto& spec : specs) resolved.push_back(runtime::resolve_prompt(spec, prompt_path.parent_path(), url_cache_dir()));
+  for (size_t i = 0; i < specs.size(); ++i) {
+    resolved.push_back(runtime::resolve_prompt(specs[i], prompt_path.parent_path(), url_cache_dir()));
+    if (!resolved.back().warning.empty()) fmt::print(stderr, "prompt {}: {}\n", i, resolved.back().warning);
+  }
 
   DemoRun run;
   const size_t n_users = static_cast<size_t>(o.batch_size) * static_cast<size_t>(o.repeat_batches);
