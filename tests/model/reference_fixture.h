@@ -188,12 +188,17 @@ inline std::string join_tokens(const std::vector<int32_t>& tokens) {
 
 // Runs the CLI with the given model folder and prompt, asking for max_generated tokens and the
 // logits (at every prompt position when logits_all). extra_flags are appended verbatim (e.g.
-// "--kv_cache f32"). Throws std::runtime_error with the CLI's stderr when it fails.
+// "--kv_cache f32"). With dir_variable ("LLAMA_DIR" or "HF_MODEL") the folder is given through
+// that environment variable instead of --model_dir. Throws std::runtime_error with the CLI's
+// stderr when it fails.
 inline EngineRun run_engine(const fs::path& model_dir, const std::vector<int32_t>& tokens, int max_generated,
-                     bool logits_all, const std::string& extra_flags) {
+                            bool logits_all, const std::string& extra_flags,
+                            const std::string& dir_variable = "") {
   TempDir tmp("engine-run");
   const fs::path logits_file = tmp / "logits.json";
-  const std::string cmd = cli() + " generate --model_dir " + detail::shell_quote(model_dir.string()) +
+  const std::string dir = detail::shell_quote(model_dir.string());
+  const std::string cmd = (dir_variable.empty() ? "" : "env -u LLAMA_DIR -u HF_MODEL " + dir_variable + "=" + dir + " ") +
+                          cli() + " generate" + (dir_variable.empty() ? " --model_dir " + dir : "") +
                           " --tokens " + detail::shell_quote(join_tokens(tokens)) +
                           " --max_generated_tokens " + std::to_string(max_generated) +
                           " --logits_out " + detail::shell_quote(logits_file.string()) +

@@ -272,6 +272,32 @@ TEST(ReferenceGqaTiedScaled8, DefaultBf16KvCacheIsRoundingKeysAndValues) {
   expect_agrees(run, *ref.kv_bf16, kBf16KvRoundedTol, "gqa_tied_s8/meta bf16 KV vs bf16-KV reference, 300");
 }
 
+// --layers 1 runs only the first layer (then the final norm and head) of the 2-layer files.
+TEST(ReferenceGqaTiedScaled8, LayersFlagKeepsTheFirstLayers) {
+  static const ReferenceModel first_layer = cached_reference_model(
+      {"gqa_tied_s8_first_layer",
+       R"({"dim":256,"n_layers":2,"n_heads":4,"n_kv_heads":2,"vocab_size":512,"ffn_dim":768,)"
+       R"("rope_scaling_factor":8,"tied":true})",
+       1,
+       {"random:7:1"},
+       {"--greedy", "8", "--reference-layers", "1", "--no-meta", "--no-hf"}});
+  const ReferencePrompt& ref = first_layer.prompts[0];
+  const EngineRun run = run_engine(gqa_tied_s8().folder("meta"), ref.tokens, 8, true, kF32Kv + " --layers 1");
+  expect_agrees(run, ref, kLogitTol, "gqa_tied_s8/meta --layers 1");
+  // ... and is not the 2-layer answer.
+  EXPECT_GT(max_abs_error(run.logits.back(), gqa_tied_s8().prompts[1].last_logits), 100 * kLogitTol);
+}
+
+// LLAMA_DIR and HF_MODEL (a folder) select the model as --model_dir does.
+TEST(ReferenceGqaTiedScaled8, EnvironmentVariablesSelectTheModel) {
+  const ReferenceModel& m = gqa_tied_s8();
+  const ReferencePrompt& ref = m.prompts[1];
+  expect_agrees(run_engine(m.folder("meta"), ref.tokens, 8, true, kF32Kv, "LLAMA_DIR"), ref, kLogitTol,
+                "gqa_tied_s8/meta via LLAMA_DIR");
+  expect_agrees(run_engine(m.folder("hf"), ref.tokens, 8, true, kF32Kv, "HF_MODEL"), ref, kLogitTol,
+                "gqa_tied_s8/hf via HF_MODEL");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The same weights through different files.
 // ---------------------------------------------------------------------------------------------

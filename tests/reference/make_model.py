@@ -28,6 +28,7 @@ multiple_of / ffn_dim_multiplier (written to params.json; found automatically ot
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -139,6 +140,9 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[],
                     help="extra folder: meta:NAME[:shards=N,rope_factor_key=B] or "
                          "hf:NAME[:shards=N,dtype=D,permute=B] (repeatable)")
+    ap.add_argument("--reference-layers", type=int, default=None,
+                    help="expected.json for only the first N layers of the model written (what "
+                         "the engine's --layers N runs); the files keep every layer")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
 
@@ -164,15 +168,20 @@ def main() -> None:
         else:
             write_hf(folder, cfg, weights, v["dtype"], v["shards"], v["permute"])
 
-    ref = LlamaReference(cfg, weights)
-    ref_kv_bf16 = LlamaReference(cfg, weights, kv_round=torch.bfloat16)
+    ref_cfg = cfg
+    if args.reference_layers is not None:
+        if not 0 < args.reference_layers <= cfg.n_layers:
+            raise SystemExit(f"--reference-layers {args.reference_layers} outside 1..{cfg.n_layers}")
+        ref_cfg = dataclasses.replace(cfg, n_layers=args.reference_layers)
+    ref = LlamaReference(ref_cfg, weights)
+    ref_kv_bf16 = LlamaReference(ref_cfg, weights, kv_round=torch.bfloat16)
     entries = []
     for p in prompts:
         entry = expected_for(ref, p["tokens"], p["greedy"], p["last_only"])
         if p["kv_bf16"]:
             entry["kv_bf16"] = expected_for(ref_kv_bf16, p["tokens"], p["greedy"], p["last_only"])
         entries.append(entry)
-    expected = {"config": cfg.to_dict(), "seed": args.seed, "prompts": entries}
+    expected = {"config": ref_cfg.to_dict(), "seed": args.seed, "prompts": entries}
     tmp = os.path.join(args.out, "expected.json.tmp")
     with open(tmp, "w") as f:
         json.dump(expected, f)
