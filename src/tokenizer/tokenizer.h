@@ -2,6 +2,7 @@
 // The Llama 3 tokenizer: byte-level BPE behind the Llama 3 pre-tokenizer, with Meta's handling
 // of special tokens and very long inputs. Loads Meta's tokenizer.model or Hugging Face's
 // tokenizer.json; both give the same ids for the same text. docs/TOKENIZER.md has the details.
+// A loaded Tokenizer is immutable: its const methods may be called from many threads at once.
 #include <cstdint>
 #include <filesystem>
 #include <span>
