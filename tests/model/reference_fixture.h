@@ -197,8 +197,9 @@ inline EngineRun run_engine(const fs::path& model_dir, const std::vector<int32_t
   TempDir tmp("engine-run");
   const fs::path logits_file = tmp / "logits.json";
   const std::string dir = detail::shell_quote(model_dir.string());
-  const std::string cmd = (dir_variable.empty() ? "" : "env -u LLAMA_DIR -u HF_MODEL " + dir_variable + "=" + dir + " ") +
-                          cli() + " generate" + (dir_variable.empty() ? " --model_dir " + dir : "") +
+  const std::string env =
+      dir_variable.empty() ? "" : "env -u LLAMA_DIR -u HF_MODEL " + dir_variable + "=" + dir + " ";
+  const std::string cmd = env + cli() + " generate" + (dir_variable.empty() ? " --model_dir " + dir : "") +
                           " --tokens " + detail::shell_quote(join_tokens(tokens)) +
                           " --max_generated_tokens " + std::to_string(max_generated) +
                           " --logits_out " + detail::shell_quote(logits_file.string()) +

@@ -21,9 +21,11 @@ Greedy tokens are computed by recomputing the whole sequence at every step (no c
 More folders of the same weights: --variant meta:NAME:shards=2,rope_factor_key=false and
 --variant hf:NAME:shards=3,dtype=f16,permute=false (permute=false is the negative control: q/k
 rows left in Meta's order; rope_factor_key=false leaves a non-8 factor out of params.json, as
-Meta's Llama 3.2 1B/3B files do). Config keys: dim, n_layers, n_heads, n_kv_heads, vocab_size, ffn_dim,
-norm_eps, rope_theta, rope_scaling_factor (a number, or null for Llama 3.0), tied, and optionally
-multiple_of / ffn_dim_multiplier (written to params.json; found automatically otherwise).
+Meta's Llama 3.2 1B/3B files do).
+
+Config keys: dim, n_layers, n_heads, n_kv_heads, vocab_size, ffn_dim, norm_eps, rope_theta,
+rope_scaling_factor (a number, or null for Llama 3.0), tied, and optionally multiple_of /
+ffn_dim_multiplier (written to params.json; found automatically otherwise).
 """
 from __future__ import annotations
 
@@ -156,8 +158,9 @@ def main() -> None:
         variants.insert(0, {"kind": "meta", "name": "meta", "shards": args.meta_shards,
                             "rope_factor_key": True})
     if not args.no_hf:
-        variants.insert(int(not args.no_meta), {"kind": "hf", "name": "hf", "shards": args.hf_shards,
-                                                "dtype": args.hf_dtype, "permute": True})
+        hf = {"kind": "hf", "name": "hf", "shards": args.hf_shards, "dtype": args.hf_dtype,
+              "permute": True}
+        variants.insert(int(not args.no_meta), hf)
 
     weights = random_weights(cfg, args.seed)
     os.makedirs(args.out, exist_ok=True)
@@ -171,7 +174,8 @@ def main() -> None:
     ref_cfg = cfg
     if args.reference_layers is not None:
         if not 0 < args.reference_layers <= cfg.n_layers:
-            raise SystemExit(f"--reference-layers {args.reference_layers} outside 1..{cfg.n_layers}")
+            raise SystemExit(f"--reference-layers {args.reference_layers} is outside "
+                             f"1..{cfg.n_layers}")
         ref_cfg = dataclasses.replace(cfg, n_layers=args.reference_layers)
     ref = LlamaReference(ref_cfg, weights)
     ref_kv_bf16 = LlamaReference(ref_cfg, weights, kv_round=torch.bfloat16)
@@ -191,4 +195,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ValueError as e:  # bad config, shapes that do not shard, ...: one line, exit 2
+        raise SystemExit(f"make_model: {e}")

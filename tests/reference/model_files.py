@@ -59,8 +59,9 @@ def _uniform(gen: torch.Generator, shape, std: float) -> torch.Tensor:
 
 def random_weights(cfg: LlamaConfig, seed: int) -> Dict[str, torch.Tensor]:
     """Random bf16 weights: matrices with std 1/sqrt(fan_in), embeddings std 1 (1/sqrt(dim) when
-    tied, see below), the untied output std 1/sqrt(dim), norms 1 + 0.1 * U(-1, 1) (so a norm that is skipped or taken from the
-    wrong place changes the result). Rounded to bf16 once; the reference uses these values."""
+    tied, see below), the untied output std 1/sqrt(dim), norms 1 + 0.1 * U(-1, 1) (so a norm that
+    is skipped or taken from the wrong place changes the result). Rounded to bf16 once; the
+    reference computes with exactly these values."""
     gen = torch.Generator().manual_seed(seed)
     weights = {}
     for name, shape in meta_weight_shapes(cfg):

@@ -21,10 +21,10 @@ import torch  # noqa: E402
 
 from llama_reference import (  # noqa: E402
     LlamaConfig, LlamaReference, apply_rope_interleaved, causal_attention, hf_permute,
-    hf_unpermute, rms_norm, rope_angles, rope_frequencies, silu)
+    hf_unpermute, rms_norm, rope_frequencies, silu)
 from model_files import (  # noqa: E402
-    hf_name, hf_state, meta_ffn_dim, meta_params, meta_shard_axis, meta_weight_shapes, random_tokens,
-    random_weights, read_safetensors, write_hf, write_meta)
+    hf_name, hf_state, meta_ffn_dim, meta_params, meta_shard_axis, meta_weight_shapes,
+    random_tokens, random_weights, read_safetensors, write_hf, write_meta)
 
 torch.set_num_threads(2)
 
@@ -61,7 +61,8 @@ def incremental_forward(ref: LlamaReference, tokens) -> torch.Tensor:
             p = f"layers.{n}."
             h = norm(x, ref.w(p + "attention_norm.weight"))
             q = rotate((ref.w(p + "attention.wq.weight") @ h).view(c.n_heads, -1), pos)
-            keys[n].append(rotate((ref.w(p + "attention.wk.weight") @ h).view(c.n_kv_heads, -1), pos))
+            k = (ref.w(p + "attention.wk.weight") @ h).view(c.n_kv_heads, -1)
+            keys[n].append(rotate(k, pos))
             values[n].append((ref.w(p + "attention.wv.weight") @ h).view(c.n_kv_heads, -1))
             heads = []
             for hq in range(c.n_heads):
