@@ -8,10 +8,14 @@ APT_PACKAGES=(
   build-essential cmake pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libcurl4-openssl-dev
-  nodejs npm
   # Test references: torch for the forward pass (OpenBLAS or torch runs ~40x slower), numpy for torch.
   python3 python3-torch python3-numpy libopenblas0-pthread
 )
+
+# Node.js runs the JavaScript tokenizer references. Debian's nodejs/npm only where no node/npm
+# is on PATH: a machine with NodeSource's Node (which bundles npm) cannot take Debian's npm.
+command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
