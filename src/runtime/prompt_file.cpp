@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "runtime/url_cache.h"
+#include "tokenizer/utf8.h"
 
 namespace llama3::runtime {
 
@@ -84,39 +85,6 @@ std::string load_context(const std::string& context, const fs::path& base_dir,
 
 }  // namespace
 
-size_t find_invalid_utf8(std::string_view text) {
-  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-  const size_t n = text.size();
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char c = s[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t length;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-      length = 2, cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      length = 3, cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      length = 4, cp = c & 0x07;
-    } else {
-      return i;  // continuation byte, 0xc0/0xc1 (always overlong) or 0xf5..0xff
-    }
-    if (i + length > n) return i;
-    for (size_t k = 1; k < length; ++k) {
-      if ((s[i + k] & 0xc0) != 0x80) return i;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    const bool overlong = (length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000);
-    if (overlong || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return i;
-    i += length;
-  }
-  return std::string_view::npos;
-}
-
 std::string_view clip_code_points(std::string_view text, size_t max_code_points) {
   size_t count = 0;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -184,7 +152,7 @@ ResolvedPrompt resolve_prompt(const PromptSpec& spec, const fs::path& base_dir,
     std::string context = load_context(spec.context, base_dir, cache_dir, result.warning);
     std::string_view text = context;
     if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // byte order mark
-    const size_t bad = find_invalid_utf8(text);
+    const size_t bad = tokenizer::utf8::first_invalid(text);
     check(bad == std::string_view::npos, "context '{}' is not valid UTF-8 (byte {})",
           spec.context, bad);
     if (spec.max_length >= 0) text = clip_code_points(text, static_cast<size_t>(spec.max_length));

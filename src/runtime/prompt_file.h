@@ -37,10 +37,6 @@ std::vector<PromptSpec> load_prompt_file(const std::filesystem::path& path);
 ResolvedPrompt resolve_prompt(const PromptSpec& spec, const std::filesystem::path& base_dir,
                               const std::filesystem::path& cache_dir);
 
-// Byte offset of the first invalid UTF-8 sequence in `text` (overlong forms, surrogates and
-// code points above U+10FFFF are invalid), or npos if it is all valid.
-size_t find_invalid_utf8(std::string_view text);
-
 // The longest prefix of valid UTF-8 `text` holding at most max_code_points code points.
 std::string_view clip_code_points(std::string_view text, size_t max_code_points);
 

@@ -47,7 +47,7 @@ size_t ascii_prefix(const unsigned char* p, size_t size) {
 
 }  // namespace
 
-bool is_valid(std::string_view text) {
+size_t first_invalid(std::string_view text) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const size_t size = text.size();
   size_t i = 0;
@@ -55,10 +55,10 @@ bool is_valid(std::string_view text) {
     i += ascii_prefix(p + i, size - i);
     if (i >= size) break;
     const Sequence s = check_sequence(p + i, size - i);
-    if (s.status != SequenceStatus::kValid) return false;
+    if (s.status != SequenceStatus::kValid) return i;
     i += s.length;
   }
-  return true;
+  return std::string_view::npos;
 }
 
 void append_replacing_invalid(std::string_view text, std::string& out) {

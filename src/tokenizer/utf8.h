@@ -23,7 +23,11 @@ struct Sequence {
 // Classifies the sequence that starts at data[0] (size >= 1).
 Sequence check_sequence(const unsigned char* data, size_t size);
 
-bool is_valid(std::string_view text);
+// Byte offset of the first invalid or truncated sequence (overlong forms, surrogates and code
+// points above U+10FFFF are invalid), or npos if `text` is all valid UTF-8.
+size_t first_invalid(std::string_view text);
+
+inline bool is_valid(std::string_view text) { return first_invalid(text) == std::string_view::npos; }
 
 // Appends `text` to `out`, each maximal ill-formed subpart (and a truncated sequence at the
 // end) replaced by U+FFFD.

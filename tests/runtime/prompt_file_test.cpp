@@ -378,18 +378,6 @@ TEST(ResolvePrompt, HttpNotFoundIsThatUsersError) {
   EXPECT_TRUE(r.text.empty());
 }
 
-TEST(Utf8, FindsInvalidSequences) {
-  EXPECT_EQ(find_invalid_utf8("plain ascii"), std::string_view::npos);
-  EXPECT_EQ(find_invalid_utf8("\xF0\x9F\x98\x80 ok \xC3\xA9"), std::string_view::npos);
-  EXPECT_EQ(find_invalid_utf8("ab\x80"), 2u);              // stray continuation byte
-  EXPECT_EQ(find_invalid_utf8("a\xC0\xAF"), 1u);           // overlong '/'
-  EXPECT_EQ(find_invalid_utf8("a\xE0\x80\xAF"), 1u);       // overlong, 3 bytes
-  EXPECT_EQ(find_invalid_utf8("\xED\xA0\x80"), 0u);        // UTF-16 surrogate
-  EXPECT_EQ(find_invalid_utf8("\xF4\x90\x80\x80"), 0u);    // above U+10FFFF
-  EXPECT_EQ(find_invalid_utf8("xy\xE2\x82"), 2u);          // truncated at the end
-  EXPECT_EQ(find_invalid_utf8(std::string_view("a\0b", 3)), std::string_view::npos);
-}
-
 // --- the committed demo prompt files ---------------------------------------------------------
 
 TEST(DemoPrompts, AllLoadAndResolveOffline) {

@@ -198,5 +198,17 @@ TEST_F(SmallTokenizerJson, ConfigNamesTheBos) {
   EXPECT_EQ(Tokenizer::load(dir / "tokenizer.json").bos_id(), 258);
 }
 
+TEST(Utf8, FirstInvalidFindsTheOffendingByte) {
+  EXPECT_EQ(utf8::first_invalid("plain ascii"), std::string_view::npos);
+  EXPECT_EQ(utf8::first_invalid("\xF0\x9F\x98\x80 ok \xC3\xA9"), std::string_view::npos);
+  EXPECT_EQ(utf8::first_invalid("ab\x80"), 2u);              // stray continuation byte
+  EXPECT_EQ(utf8::first_invalid("a\xC0\xAF"), 1u);           // overlong '/'
+  EXPECT_EQ(utf8::first_invalid("a\xE0\x80\xAF"), 1u);       // overlong, 3 bytes
+  EXPECT_EQ(utf8::first_invalid("\xED\xA0\x80"), 0u);        // UTF-16 surrogate
+  EXPECT_EQ(utf8::first_invalid("\xF4\x90\x80\x80"), 0u);    // above U+10FFFF
+  EXPECT_EQ(utf8::first_invalid("xy\xE2\x82"), 2u);          // truncated at the end
+  EXPECT_EQ(utf8::first_invalid(std::string_view("a\0b", 3)), std::string_view::npos);
+}
+
 }  // namespace
 }  // namespace llama3::tokenizer
