@@ -1,8 +1,8 @@
 #include "kernels/attention.h"
 
 #include "core/dtype.h"
+#include "kernels/attention_loop.h"
 #include "kernels/cpu_features.h"
-#include "kernels/elementwise.h"
 
 namespace llama3::kernels {
 
@@ -28,53 +28,22 @@ void kv_store(const KvPoolView& pool, std::span<const int32_t> block_table, int6
 
 namespace {
 
-template <typename T>
-float load(const T* p, int64_t i) {
-  if constexpr (sizeof(T) == 2) {
-    return bf16_to_f32(p[i]);
-  } else {
-    return p[i];
-  }
-}
-
-template <typename T>
-void attention_scalar_typed(const AttentionArgs& a) {
-  const KvPoolView& pool = *a.pool;
-  const int64_t hd = pool.head_dim;
-  const T* kbase = static_cast<const T*>(pool.k);
-  const T* vbase = static_cast<const T*>(pool.v);
-  for (int64_t t = 0; t < a.n_ctx; ++t) {
-    const int32_t block = a.block_table[static_cast<size_t>(t / pool.block_size)];
-    const T* k = kbase + pool.element_offset(block, a.kv_head, t % pool.block_size);
-    for (int64_t g = 0; g < a.group; ++g) {
-      const float* q = a.q + g * hd;
-      float dot = 0.0f;
-      for (int64_t i = 0; i < hd; ++i) dot += q[i] * load(k, i);
-      a.scores[g * a.n_ctx + t] = dot * a.scale;
-    }
-  }
-  for (int64_t g = 0; g < a.group; ++g) softmax(a.scores + g * a.n_ctx, a.n_ctx);
-  for (int64_t i = 0; i < a.group * hd; ++i) a.out[i] = 0.0f;
-  for (int64_t t = 0; t < a.n_ctx; ++t) {
-    const int32_t block = a.block_table[static_cast<size_t>(t / pool.block_size)];
-    const T* v = vbase + pool.element_offset(block, a.kv_head, t % pool.block_size);
-    for (int64_t g = 0; g < a.group; ++g) {
-      const float p = a.scores[g * a.n_ctx + t];
-      float* out = a.out + g * hd;
-      for (int64_t i = 0; i < hd; ++i) out[i] += p * load(v, i);
-    }
-  }
-}
+// The reference: a "vector" of one lane.
+struct ScalarVec {
+  using Vec = float;
+  static constexpr int64_t kWidth = 1;
+  static float zero() { return 0.0f; }
+  static float load(const float* p) { return *p; }
+  static float load(const uint16_t* p) { return bf16_to_f32(*p); }
+  static float fma(float a, float b, float c) { return a * b + c; }
+  static float hsum(float v) { return v; }
+  static float set1(float v) { return v; }
+  static void store(float* p, float v) { *p = v; }
+};
 
 }  // namespace
 
-void attention_scalar(const AttentionArgs& args) {
-  if (args.pool->dtype == KvDType::F32) {
-    attention_scalar_typed<float>(args);
-  } else {
-    attention_scalar_typed<uint16_t>(args);
-  }
-}
+void attention_scalar(const AttentionArgs& args) { attention_for_pool<ScalarVec>(args); }
 
 void attention(const AttentionArgs& args) {
   switch (active_isa()) {
