@@ -24,7 +24,7 @@ int run_repack(const fs::path& in_dir, const fs::path& out_dir) {
         "repack: {} is not a Meta checkpoint (no params.json)", in_dir.string());
   check(fs::weakly_canonical(in_dir) != fs::weakly_canonical(out_dir), "repack: OUT_DIR must differ from META_DIR");
   const model::LoadedCheckpoint ckpt = model::load_checkpoint(in_dir);
-  model::write_meta_safetensors(ckpt.weights, out_dir,
+  model::write_meta_safetensors(ckpt.config, ckpt.weights, out_dir,
                                 {{"format", "llama3-repacked-meta"}, {"source_shards", std::to_string(ckpt.shards)}});
   for (const char* name : {"params.json", "tokenizer.model"}) {
     if (fs::exists(in_dir / name)) fs::copy_file(in_dir / name, out_dir / name, fs::copy_options::overwrite_existing);

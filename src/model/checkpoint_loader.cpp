@@ -16,6 +16,7 @@
 #include "io/pth_file.h"
 #include "io/safetensors_file.h"
 #include "io/safetensors_folder.h"
+#include "model/tensor_names.h"
 
 namespace llama3::model {
 
@@ -136,51 +137,27 @@ class WeightBuilder {
   PartFinder find_;
 };
 
-struct Names {
-  std::string embed, output, norm;
-  std::function<std::string(int64_t layer, const char* which)> layer;
-};
-
-Names meta_names() {
-  return {"tok_embeddings.weight", "output.weight", "norm.weight", [](int64_t l, const char* which) {
-            static const std::map<std::string, std::string> kMap = {
-                {"wq", "attention.wq"}, {"wk", "attention.wk"}, {"wv", "attention.wv"}, {"wo", "attention.wo"},
-                {"w1", "feed_forward.w1"}, {"w2", "feed_forward.w2"}, {"w3", "feed_forward.w3"},
-                {"attention_norm", "attention_norm"}, {"ffn_norm", "ffn_norm"}};
-            return fmt::format("layers.{}.{}.weight", l, kMap.at(which));
-          }};
-}
-
-Names hf_names() {
-  return {"model.embed_tokens.weight", "lm_head.weight", "model.norm.weight", [](int64_t l, const char* which) {
-            static const std::map<std::string, std::string> kMap = {
-                {"wq", "self_attn.q_proj"}, {"wk", "self_attn.k_proj"}, {"wv", "self_attn.v_proj"},
-                {"wo", "self_attn.o_proj"}, {"w1", "mlp.gate_proj"}, {"w2", "mlp.down_proj"},
-                {"w3", "mlp.up_proj"}, {"attention_norm", "input_layernorm"},
-                {"ffn_norm", "post_attention_layernorm"}};
-            return fmt::format("model.layers.{}.{}.weight", l, kMap.at(which));
-          }};
-}
-
 // Meta splits these along dim 0 across model-parallel shards, wo/w2 along dim 1.
-void build_weights(const ModelConfig& c, ModelWeights& w, WeightBuilder& b, const Names& n, bool hf) {
+void build_weights(const ModelConfig& c, ModelWeights& w, WeightBuilder& b, const TensorNames& n) {
   const int64_t q_dim = c.n_heads * c.head_dim;
   const int64_t kv_dim = c.n_kv_heads * c.head_dim;
+  const bool hf = n.style == NameStyle::HuggingFace;
   w.tok_embeddings = b.matrix(n.embed, c.vocab_size, c.dim, 0);
   w.output = c.tied_embeddings ? w.tok_embeddings : b.matrix(n.output, c.vocab_size, c.dim, 0);
   w.norm = b.vector(n.norm, c.dim);
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights& L = w.layers[static_cast<size_t>(l)];
-    L.wq = b.matrix(n.layer(l, "wq"), q_dim, c.dim, 0, hf ? c.n_heads : 0);
-    L.wk = b.matrix(n.layer(l, "wk"), kv_dim, c.dim, 0, hf ? c.n_kv_heads : 0);
-    L.wv = b.matrix(n.layer(l, "wv"), kv_dim, c.dim, 0);
-    L.wo = b.matrix(n.layer(l, "wo"), c.dim, q_dim, 1);
-    L.w1 = b.matrix(n.layer(l, "w1"), c.ffn_dim, c.dim, 0);
-    L.w3 = b.matrix(n.layer(l, "w3"), c.ffn_dim, c.dim, 0);
-    L.w2 = b.matrix(n.layer(l, "w2"), c.dim, c.ffn_dim, 1);
-    L.attention_norm = b.vector(n.layer(l, "attention_norm"), c.dim);
-    L.ffn_norm = b.vector(n.layer(l, "ffn_norm"), c.dim);
+    auto name = [&](LayerTensor t) { return n.layer(l, t); };
+    L.wq = b.matrix(name(LayerTensor::Wq), q_dim, c.dim, 0, hf ? c.n_heads : 0);
+    L.wk = b.matrix(name(LayerTensor::Wk), kv_dim, c.dim, 0, hf ? c.n_kv_heads : 0);
+    L.wv = b.matrix(name(LayerTensor::Wv), kv_dim, c.dim, 0);
+    L.wo = b.matrix(name(LayerTensor::Wo), c.dim, q_dim, 1);
+    L.w1 = b.matrix(name(LayerTensor::W1), c.ffn_dim, c.dim, 0);
+    L.w3 = b.matrix(name(LayerTensor::W3), c.ffn_dim, c.dim, 0);
+    L.w2 = b.matrix(name(LayerTensor::W2), c.dim, c.ffn_dim, 1);
+    L.attention_norm = b.vector(name(LayerTensor::AttentionNorm), c.dim);
+    L.ffn_norm = b.vector(name(LayerTensor::FfnNorm), c.dim);
   }
 }
 
@@ -210,13 +187,13 @@ LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> lay
     auto folder = std::make_shared<io::SafetensorsFolder>(dir);
     w.keep_alive.push_back(folder);
     // Absent lm_head means tied even when config.json forgets to say so.
-    if (!folder->find("lm_head.weight")) c.tied_embeddings = true;
+    if (!folder->find(tensor_names(NameStyle::HuggingFace).output)) c.tied_embeddings = true;
     WeightBuilder b(w, [folder, dir](const std::string& name) {
       const TensorInfo* t = folder->find(name);
       check(t != nullptr, "{}: checkpoint lacks tensor {}", dir.string(), name);
       return std::vector<const TensorInfo*>{t};
     });
-    build_weights(c, w, b, hf_names(), true);
+    build_weights(c, w, b, tensor_names(NameStyle::HuggingFace));
     out.shards = static_cast<int64_t>(folder->shard_count());
     return out;
   }
@@ -236,7 +213,7 @@ LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> lay
     }
   }
   out.shards = static_cast<int64_t>(shards.size());
-  c.tied_embeddings = shards.front()("output.weight") == nullptr;
+  c.tied_embeddings = shards.front()(tensor_names(NameStyle::Meta).output) == nullptr;
   WeightBuilder b(w, [shards, dir](const std::string& name) {
     std::vector<const TensorInfo*> parts;
     for (size_t i = 0; i < shards.size(); ++i) {
@@ -246,7 +223,7 @@ LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> lay
     }
     return parts;
   });
-  build_weights(c, w, b, meta_names(), false);
+  build_weights(c, w, b, tensor_names(NameStyle::Meta));
   return out;
 }
 

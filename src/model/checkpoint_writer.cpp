@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "io/safetensors_writer.h"
 #include "model/checkpoint_loader.h"
+#include "model/tensor_names.h"
 
 namespace llama3::model {
 
@@ -38,51 +39,46 @@ Matrix to_hf_rows(const Matrix& m, int64_t head_dim, std::vector<uint16_t>& stor
   return {storage.data(), m.rows, m.cols};
 }
 
+// All tensors of `w` under `names`; q/k rows permuted to Hugging Face's order for HF names
+// (the permuted copies are kept in `permuted`).
+std::vector<io::TensorToWrite> tensors_to_write(const ModelConfig& c, const ModelWeights& w, const TensorNames& names,
+                                                std::vector<std::vector<uint16_t>>& permuted) {
+  std::vector<io::TensorToWrite> t;
+  t.push_back(matrix_tensor(names.embed, w.tok_embeddings));
+  if (w.output.data != w.tok_embeddings.data) t.push_back(matrix_tensor(names.output, w.output));  // untied
+  t.push_back(vector_tensor(names.norm, w.norm));
+  const bool hf = names.style == NameStyle::HuggingFace;
+  permuted.resize(hf ? 2 * w.layers.size() : 0);
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    for (LayerTensor which : kLayerTensors) {
+      const std::string name = names.layer(static_cast<int64_t>(l), which);
+      if (is_norm(which)) {
+        t.push_back(vector_tensor(name, layer_norm(w.layers[l], which)));
+      } else if (hf && (which == LayerTensor::Wq || which == LayerTensor::Wk)) {
+        auto& storage = permuted[2 * l + (which == LayerTensor::Wk ? 1 : 0)];
+        t.push_back(matrix_tensor(name, to_hf_rows(layer_matrix(w.layers[l], which), c.head_dim, storage)));
+      } else {
+        t.push_back(matrix_tensor(name, layer_matrix(w.layers[l], which)));
+      }
+    }
+  }
+  return t;
+}
+
 }  // namespace
 
-void write_meta_safetensors(const ModelWeights& w, const fs::path& dir,
+void write_meta_safetensors(const ModelConfig& config, const ModelWeights& w, const fs::path& dir,
                             const std::map<std::string, std::string>& metadata) {
-  std::vector<io::TensorToWrite> t;
-  t.push_back(matrix_tensor("tok_embeddings.weight", w.tok_embeddings));
-  if (w.output.data != w.tok_embeddings.data) t.push_back(matrix_tensor("output.weight", w.output));
-  t.push_back(vector_tensor("norm.weight", w.norm));
-  for (size_t l = 0; l < w.layers.size(); ++l) {
-    const auto& L = w.layers[l];
-    const std::string p = fmt::format("layers.{}.", l);
-    t.push_back(matrix_tensor(p + "attention.wq.weight", L.wq));
-    t.push_back(matrix_tensor(p + "attention.wk.weight", L.wk));
-    t.push_back(matrix_tensor(p + "attention.wv.weight", L.wv));
-    t.push_back(matrix_tensor(p + "attention.wo.weight", L.wo));
-    t.push_back(matrix_tensor(p + "feed_forward.w1.weight", L.w1));
-    t.push_back(matrix_tensor(p + "feed_forward.w2.weight", L.w2));
-    t.push_back(matrix_tensor(p + "feed_forward.w3.weight", L.w3));
-    t.push_back(vector_tensor(p + "attention_norm.weight", L.attention_norm));
-    t.push_back(vector_tensor(p + "ffn_norm.weight", L.ffn_norm));
-  }
+  std::vector<std::vector<uint16_t>> unused;
+  const auto t = tensors_to_write(config, w, tensor_names(NameStyle::Meta), unused);
   fs::create_directories(dir);
   io::write_safetensors(dir / "consolidated.safetensors", t, metadata);
 }
 
 void write_hf_folder(const ModelConfig& c, const ModelWeights& w, const fs::path& dir) {
-  std::vector<io::TensorToWrite> t;
+  std::vector<std::vector<uint16_t>> permuted;
+  const auto t = tensors_to_write(c, w, tensor_names(NameStyle::HuggingFace), permuted);
   const bool tied = w.output.data == w.tok_embeddings.data;
-  t.push_back(matrix_tensor("model.embed_tokens.weight", w.tok_embeddings));
-  if (!tied) t.push_back(matrix_tensor("lm_head.weight", w.output));
-  t.push_back(vector_tensor("model.norm.weight", w.norm));
-  std::vector<std::vector<uint16_t>> permuted(2 * w.layers.size());
-  for (size_t l = 0; l < w.layers.size(); ++l) {
-    const auto& L = w.layers[l];
-    const std::string p = fmt::format("model.layers.{}.", l);
-    t.push_back(matrix_tensor(p + "self_attn.q_proj.weight", to_hf_rows(L.wq, c.head_dim, permuted[2 * l])));
-    t.push_back(matrix_tensor(p + "self_attn.k_proj.weight", to_hf_rows(L.wk, c.head_dim, permuted[2 * l + 1])));
-    t.push_back(matrix_tensor(p + "self_attn.v_proj.weight", L.wv));
-    t.push_back(matrix_tensor(p + "self_attn.o_proj.weight", L.wo));
-    t.push_back(matrix_tensor(p + "mlp.gate_proj.weight", L.w1));
-    t.push_back(matrix_tensor(p + "mlp.down_proj.weight", L.w2));
-    t.push_back(matrix_tensor(p + "mlp.up_proj.weight", L.w3));
-    t.push_back(vector_tensor(p + "input_layernorm.weight", L.attention_norm));
-    t.push_back(vector_tensor(p + "post_attention_layernorm.weight", L.ffn_norm));
-  }
   fs::create_directories(dir);
   io::write_safetensors(dir / "model.safetensors", t, {{"format", "pt"}});
   nlohmann::json config = {{"architectures", {"LlamaForCausalLM"}},

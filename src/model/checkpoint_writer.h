@@ -13,7 +13,7 @@
 
 namespace llama3::model {
 
-void write_meta_safetensors(const ModelWeights& weights,
+void write_meta_safetensors(const ModelConfig& config, const ModelWeights& weights,
                             const std::filesystem::path& dir, const std::map<std::string, std::string>& metadata = {});
 
 void write_hf_folder(const ModelConfig& config, const ModelWeights& weights, const std::filesystem::path& dir);

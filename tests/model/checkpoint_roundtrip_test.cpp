@@ -64,7 +64,7 @@ TEST_P(RoundTrip, RepackedMetaSafetensorsLoadsToTheSameModel) {
   const ModelConfig c = config(GetParam());
   LlamaModel original(c, random_weights(c, 6));
   testing::TempDir dir("meta-roundtrip");
-  write_meta_safetensors(original.weights(), dir.path());
+  write_meta_safetensors(c, original.weights(), dir.path());
   // params.json as Meta writes it: the FFN size comes from multiple_of and the multiplier
   // (floor(2 * 4 * 64 / 3) = 170; int(170 * 96.5 / 170) = 96, rounded up to a multiple of 1).
   nlohmann::json params = {{"dim", 64}, {"n_layers", 2}, {"n_heads", 4}, {"n_kv_heads", 2}, {"vocab_size", 300},
