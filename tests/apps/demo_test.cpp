@@ -8,6 +8,7 @@
 #include "model/checkpoint_writer.h"
 #include "model/random_weights.h"
 #include "test_support.h"
+#include "tiny_model.h"
 
 namespace llama3::testing {
 namespace {
@@ -19,17 +20,8 @@ class DemoTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     model_dir_ = new TempDir("demo-model");
-    model::ModelConfig c;
-    c.dim = 64;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.head_dim = 16;
+    model::ModelConfig c = tiny_config(128256, true, 32.0);  // the real vocabulary: prompts use the real tokenizer
     c.ffn_dim = 192;
-    c.vocab_size = 128256;
-    c.tied_embeddings = true;
-    c.rope_scaling.enabled = true;
-    c.rope_scaling.factor = 32;
     const auto w = model::random_weights(c, 3);
     model::write_hf_folder(c, w, model_dir_->path());
   }

@@ -15,24 +15,12 @@
 #include "model/model_source.h"
 #include "model/random_weights.h"
 #include "test_support.h"
+#include "tiny_model.h"
 
 namespace llama3::model {
 namespace {
 
-ModelConfig config(bool tied) {
-  ModelConfig c;
-  c.dim = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 16;
-  c.ffn_dim = 96;
-  c.vocab_size = 300;
-  c.tied_embeddings = tied;
-  c.rope_scaling.enabled = true;
-  c.rope_scaling.factor = 32;
-  return c;
-}
+ModelConfig config(bool tied) { return testing::tiny_config(300, tied, 32.0); }
 
 std::vector<float> logits_of(LlamaModel& m) {
   const std::vector<int32_t> seq = {1, 50, 7, 299, 3, 3, 120, 8, 64, 0, 11};

@@ -12,24 +12,12 @@
 #include "core/parallel.h"
 #include "model/checkpoint_loader.h"
 #include "model/random_weights.h"
+#include "tiny_model.h"
 
 namespace llama3::model {
 namespace {
 
-ModelConfig small_config() {
-  ModelConfig c;
-  c.dim = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 16;
-  c.ffn_dim = 96;
-  c.vocab_size = 300;
-  c.rope_scaling.enabled = true;
-  c.rope_scaling.factor = 8;
-  c.max_seq_len = 1024;
-  return c;
-}
+ModelConfig small_config() { return testing::tiny_config(300); }
 
 std::vector<int32_t> tokens(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);

@@ -7,23 +7,12 @@
 
 #include "core/error.h"
 #include "model/random_weights.h"
+#include "tiny_model.h"
 
 namespace llama3::runtime {
 namespace {
 
-model::ModelConfig tiny_config() {
-  model::ModelConfig c;
-  c.dim = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 16;
-  c.ffn_dim = 96;
-  c.vocab_size = 512;
-  c.rope_scaling.enabled = true;
-  c.max_seq_len = 4096;
-  return c;
-}
+model::ModelConfig tiny_config() { return testing::tiny_config(512); }
 
 class BatchGeneratorTest : public ::testing::Test {
  protected:
