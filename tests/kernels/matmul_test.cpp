@@ -75,6 +75,26 @@ TEST(Matmul, MultipleJobsShareOneCallAndMatchSeparateCalls) {
   EXPECT_EQ(y2, r2);
 }
 
+// A row's result must not depend on the batch around it (bitwise): seeded sampling promises a
+// user the same text whatever else is in the batch, and greedy ties must break the same way.
+TEST(Matmul, EachRowIsBitwiseIndependentOfTheBatch) {
+  const int64_t rows = 37, k_dim = 300;
+  const auto w = random_bf16(rows * k_dim, 21);
+  const auto x = random_floats(40 * k_dim, 22);
+  std::vector<Isa> isas = testing::simd_isas();
+  isas.push_back(Isa::Scalar);
+  for (Isa isa : isas) {
+    testing::IsaScope scope(isa);
+    std::vector<float> all(40 * rows);
+    matmul_bf16(MatmulJob{w.data(), rows, k_dim, x.data(), k_dim, all.data(), rows, 40});
+    for (int64_t b : {0, 5, 33, 39}) {
+      std::vector<float> alone(rows);
+      matmul_bf16(MatmulJob{w.data(), rows, k_dim, x.data() + b * k_dim, k_dim, alone.data(), rows, 1});
+      for (int64_t n = 0; n < rows; ++n) ASSERT_EQ(alone[n], all[b * rows + n]) << isa_name(isa) << " b=" << b;
+    }
+  }
+}
+
 TEST(CpuFeatures, CannotActivateMoreThanDetected) {
   if (detected_isa() == Isa::Avx512) GTEST_SKIP() << "this CPU has every level";
   EXPECT_THROW(set_active_isa(Isa::Avx512), std::exception);
