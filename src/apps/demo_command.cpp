@@ -66,7 +66,7 @@ int run_demo(const DemoOptions& o) {
   model::OpenedModel opened = model::open_model(model_options.request());
   model::LlamaModel& m = *opened.model;
   const model::ModelConfig& c = m.config();
-  fmt::print("Loaded {} ({} weights, {} of layers) in {:.2f} s\n", c.name, opened.weights, c.n_layers,
+  fmt::print("Loaded {} ({} weights, {} layers) in {:.2f} s\n", c.name, opened.weights, c.n_layers,
              opened.load_seconds);
   if (!model_dir && !o.model.layers) {
     fmt::print("(embedded default: random weights, {} layers; run the full model with --layers {})\n", c.n_layers,
@@ -176,8 +176,8 @@ int run_demo(const DemoOptions& o) {
     fmt::print("\n=== Outputs ===\n");
     for (size_t u = 0; u < run.users.size(); ++u) {
       const DemoUser& user = run.users[u];
-      fmt::print("--- user {} (prompt {}, {} prompt tokens, {} generated, {}) ---\n", u, user.prompt_index,
-                 user.prompt_tokens.size(), user.result.generated.size(),
+      fmt::print("--- user {} (prompt {}, {} prompt tokens, {} generated, first token after {:.0f} ms, {}) ---\n", u,
+                 user.prompt_index, user.prompt_tokens.size(), user.result.generated.size(), user.result.ttft_ms,
                  user.error.empty() ? user.result.stop_reason : "error: " + user.error);
       fmt::print("Q: {}\nA: {}\n", user.prompt.size() > 300 ? user.prompt.substr(0, 300) + "..." : user.prompt,
                  user.text);
