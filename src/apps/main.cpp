@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   CLI::App app{"llama3: Llama 3 inference engine and demo"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "llama3 0.1");
+  // A bad command line prints the error and then the (sub)command's options: what is accepted.
+  app.failure_message(CLI::FailureMessage::help);
   auto& registry = command_registry();
   std::sort(registry.begin(), registry.end(),
             [](const CommandInfo& a, const CommandInfo& b) { return a.name < b.name; });

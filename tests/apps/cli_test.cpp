@@ -42,6 +42,13 @@ TEST(Cli, GenerateBadInputs) {
   expect_clean_error(llama3("generate --tokens 1 --bogus_flag 3"), "bogus_flag");
 }
 
+TEST(Cli, UnknownFlagListsWhatIsAccepted) {
+  const auto r = llama3("demo --batch_sise 8");
+  expect_clean_error(r, "batch_sise");
+  EXPECT_THAT(r.err, HasSubstr("--batch_size"));  // followed by the demo's options
+  EXPECT_THAT(r.err, HasSubstr("--page_params"));
+}
+
 TEST(Cli, UnknownCommandAndMissingCommand) {
   EXPECT_NE(llama3("frobnicate").exit_code, 0);
   EXPECT_NE(llama3("").exit_code, 0);
