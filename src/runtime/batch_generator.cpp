@@ -73,7 +73,6 @@ bool BatchGenerator::ensure_blocks(Slot& slot, int64_t length) {
     if (victim == &slot) return false;
   }
   allocator_.grow(slot.table, static_cast<int32_t>(length));
-  stats_.peak_blocks = std::max<int64_t>(stats_.peak_blocks, allocator_.used_blocks());
   return true;
 }
 
@@ -184,6 +183,7 @@ std::vector<UserResult> BatchGenerator::run(const std::vector<Request>& requests
     stats_.decode_seconds += ms / 1e3;
     if (on_iteration) on_iteration({iteration++, ms, static_cast<int>(decoding.size())});
   }
+  stats_.peak_blocks = allocator_.peak_used_blocks();
   return results_;
 }
 
