@@ -3,10 +3,10 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace llama3::model {
 
@@ -227,10 +227,9 @@ ModelConfig config_from_hf_config(const json& config, std::string_view source) {
 
 ModelConfig load_model_config(const std::filesystem::path& dir) {
   auto read_json = [](const std::filesystem::path& path) {
-    std::ifstream in(path);
-    check(static_cast<bool>(in), "cannot read {}", path.string());
+    const std::string text = read_file(path, "model config");
     try {
-      return json::parse(in);
+      return json::parse(text);
     } catch (const json::exception& e) {
       fail("{}: invalid JSON: {}", path.string(), e.what());
     }

@@ -2,10 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "runtime/url_cache.h"
 #include "tokenizer/utf8.h"
 
@@ -14,19 +13,6 @@ namespace llama3::runtime {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_whole_file(const fs::path& path, std::string_view what) {
-  std::error_code ec;
-  check(fs::exists(path, ec), "cannot read {} '{}': no such file", what, path.string());
-  check(fs::is_regular_file(path, ec), "cannot read {} '{}': not a regular file", what,
-        path.string());
-  std::ifstream in(path, std::ios::binary);
-  check(static_cast<bool>(in), "cannot read {} '{}': cannot open it", what, path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  check(!in.bad(), "cannot read {} '{}': read error", what, path.string());
-  return ss.str();
-}
 
 bool has_prefix_nocase(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
@@ -73,14 +59,14 @@ std::string load_context(const std::string& context, const fs::path& base_dir,
     return std::move(fetched.body);
   }
   if (has_prefix_nocase(context, "file://")) {
-    return read_whole_file(file_url_path(context), "context file");
+    return read_file(file_url_path(context), "context file");
   }
   const size_t scheme_end = context.find("://");
   check(scheme_end == std::string::npos || context.find('/') < scheme_end,
         "context '{}': unsupported URL scheme (use a path, file://, http:// or https://)",
         context);
   const fs::path path(context);
-  return read_whole_file(path.is_absolute() ? path : base_dir / path, "context file");
+  return read_file(path.is_absolute() ? path : base_dir / path, "context file");
 }
 
 }  // namespace
@@ -99,7 +85,7 @@ std::string_view clip_code_points(std::string_view text, size_t max_code_points)
 
 std::vector<PromptSpec> load_prompt_file(const fs::path& path) {
   const std::string file = path.string();
-  const std::string content = read_whole_file(path, "prompt file");
+  const std::string content = read_file(path, "prompt file");
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(content);

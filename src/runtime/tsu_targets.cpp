@@ -3,12 +3,11 @@
 #include <nlohmann/json.hpp>
 
 #include <climits>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <tuple>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace llama3::runtime {
 
@@ -22,14 +21,10 @@ const std::set<std::string, std::less<>> kKnownKeys = {"model",   "layers",  "ba
 
 std::vector<TsuTarget> load_tsu_targets(const std::filesystem::path& path) {
   const std::string file = path.string();
-  std::ifstream in(path, std::ios::binary);
-  check(static_cast<bool>(in) && std::filesystem::is_regular_file(path),
-        "cannot read TSU targets file '{}'", file);
-  std::ostringstream content;
-  content << in.rdbuf();
+  const std::string content = read_file(path, "TSU targets file");
   nlohmann::json doc;
   try {
-    doc = nlohmann::json::parse(content.str());
+    doc = nlohmann::json::parse(content);
   } catch (const nlohmann::json::parse_error& e) {
     fail("TSU targets '{}': invalid JSON: {}", file, e.what());
   }

@@ -6,7 +6,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "tokenizer/file_text.h"
+#include "core/file_io.h"
 #include "tokenizer/tokenizer_data.h"
 
 namespace llama3::tokenizer {
@@ -80,7 +80,7 @@ std::optional<std::string> config_bos_name(const std::filesystem::path& config_p
   const std::string where = config_path.string();
   json config;
   try {
-    config = json::parse(read_tokenizer_file(where));
+    config = json::parse(read_file(where, "tokenizer file"));
   } catch (const json::exception& e) {
     fail("{}: invalid JSON: {}", where, e.what());
   }
@@ -191,7 +191,7 @@ TokenizerData parse_tokenizer_json(const json& root, const std::string& path) {
 TokenizerData load_hf_tokenizer_file(const std::string& path) {
   json root;
   try {
-    root = json::parse(read_tokenizer_file(path));
+    root = json::parse(read_file(path, "tokenizer file"));
   } catch (const json::exception& e) {
     fail("{}: invalid JSON (truncated or corrupt tokenizer.json?): {}", path, e.what());
   }

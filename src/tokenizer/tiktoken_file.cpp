@@ -6,7 +6,7 @@
 #include <optional>
 
 #include "core/error.h"
-#include "tokenizer/file_text.h"
+#include "core/file_io.h"
 #include "tokenizer/tokenizer_data.h"
 
 namespace llama3::tokenizer {
@@ -62,7 +62,7 @@ std::vector<std::string> llama31_special_names() {
 }
 
 TokenizerData load_tiktoken_file(const std::string& path) {
-  const std::string text = read_tokenizer_file(path);
+  const std::string text = read_file(path, "tokenizer file");
   std::vector<std::string> tokens;
   std::vector<bool> seen;
   tokens.reserve(kLlama3Ranks);
