@@ -20,6 +20,10 @@
 namespace llama3::model {
 namespace {
 
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::ThrowsMessage;
+
 ModelConfig config(bool tied) { return testing::tiny_config(300, tied, 32.0); }
 
 std::vector<float> logits_of(LlamaModel& m) {
@@ -77,22 +81,12 @@ TEST(CheckpointLoader, WrongShapesAndMissingTensorsAreNamed) {
   auto cfg = nlohmann::json::parse(testing::read_text(dir / "config.json"));
   cfg["intermediate_size"] = 128;
   testing::write_text(dir / "config.json", cfg.dump());
-  try {
-    load_checkpoint(dir.path());
-    FAIL() << "expected a shape error";
-  } catch (const Error& e) {
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("mlp.gate_proj.weight"));
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("expected [128, 64]"));
-  }
+  EXPECT_THAT([&] { load_checkpoint(dir.path()); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("mlp.gate_proj.weight"), HasSubstr("expected [128, 64]"))));
   cfg["intermediate_size"] = 96;
   cfg["num_hidden_layers"] = 3;  // a layer the file does not have
   testing::write_text(dir / "config.json", cfg.dump());
-  try {
-    load_checkpoint(dir.path());
-    FAIL() << "expected a missing-tensor error";
-  } catch (const Error& e) {
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("model.layers.2."));
-  }
+  EXPECT_THAT([&] { load_checkpoint(dir.path()); }, ThrowsMessage<Error>(HasSubstr("model.layers.2.")));
 }
 
 TEST(CheckpointLoader, LayersOptionKeepsTheFirstLayersOnly) {
@@ -108,12 +102,7 @@ TEST(ModelSource, LlamaDirAndHfModelTogetherIsAnError) {
   testing::TempDir a("src-a"), b("src-b");
   ::setenv("LLAMA_DIR", a.path().c_str(), 1);
   ::setenv("HF_MODEL", b.path().c_str(), 1);
-  try {
-    resolve_model_dir(std::nullopt);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("both LLAMA_DIR"));
-  }
+  EXPECT_THAT([] { resolve_model_dir(std::nullopt); }, ThrowsMessage<Error>(HasSubstr("both LLAMA_DIR")));
   EXPECT_EQ(*resolve_model_dir(a.path().string()), a.path());  // --model_dir overrides both
   ::unsetenv("HF_MODEL");
   EXPECT_EQ(*resolve_model_dir(std::nullopt), a.path());

@@ -12,16 +12,8 @@ namespace llama3::model {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::ThrowsMessage;
 using nlohmann::json;
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 TEST(ModelConfig, PresetsHaveThePublishedShapes) {
   const ModelConfig p1 = preset("Llama-3.2-1B");
@@ -51,7 +43,7 @@ TEST(ModelConfig, PresetsHaveThePublishedShapes) {
   }
   // 1B parameter count: 1.236 billion (tied).
   EXPECT_NEAR(static_cast<double>(p1.parameter_count()), 1.2358e9, 1e6);
-  EXPECT_THAT(error_of([] { preset("Llama-2-7B"); }), HasSubstr("Llama-3.2-1B"));
+  EXPECT_THAT([] { preset("Llama-2-7B"); }, ThrowsMessage<Error>(HasSubstr("Llama-3.2-1B")));
 }
 
 json meta_1b() {
@@ -112,31 +104,31 @@ TEST(ModelConfig, HfConfigMatchesPreset) {
 TEST(ModelConfig, BadConfigsNameTheField) {
   json p = meta_1b();
   p.erase("dim");
-  EXPECT_THAT(error_of([&] { config_from_meta_params(p, "params.json"); }), HasSubstr("\"dim\""));
+  EXPECT_THAT([&] { config_from_meta_params(p, "params.json"); }, ThrowsMessage<Error>(HasSubstr("\"dim\"")));
   p = meta_1b();
   p["n_heads"] = "thirty-two";
-  EXPECT_THAT(error_of([&] { config_from_meta_params(p, "params.json"); }), HasSubstr("n_heads"));
+  EXPECT_THAT([&] { config_from_meta_params(p, "params.json"); }, ThrowsMessage<Error>(HasSubstr("n_heads")));
   p = meta_1b();
   p["n_kv_heads"] = 5;
-  EXPECT_THAT(error_of([&] { config_from_meta_params(p, "params.json"); }), HasSubstr("n_kv_heads"));
+  EXPECT_THAT([&] { config_from_meta_params(p, "params.json"); }, ThrowsMessage<Error>(HasSubstr("n_kv_heads")));
   json h = hf_1b();
   h.erase("intermediate_size");
-  EXPECT_THAT(error_of([&] { config_from_hf_config(h, "config.json"); }), HasSubstr("intermediate_size"));
+  EXPECT_THAT([&] { config_from_hf_config(h, "config.json"); }, ThrowsMessage<Error>(HasSubstr("intermediate_size")));
   h = hf_1b();
   h["architectures"] = {"MistralForCausalLM"};
   h["model_type"] = "mistral";
-  EXPECT_THAT(error_of([&] { config_from_hf_config(h, "config.json"); }), HasSubstr("unsupported architecture"));
+  EXPECT_THAT([&] { config_from_hf_config(h, "config.json"); }, ThrowsMessage<Error>(HasSubstr("unsupported architecture")));
   h = hf_1b();
   h["rope_scaling"]["rope_type"] = "yarn";
-  EXPECT_THAT(error_of([&] { config_from_hf_config(h, "config.json"); }), HasSubstr("yarn"));
-  EXPECT_THAT(error_of([&] { config_from_hf_config(json::array(), "config.json"); }), HasSubstr("JSON object"));
+  EXPECT_THAT([&] { config_from_hf_config(h, "config.json"); }, ThrowsMessage<Error>(HasSubstr("yarn")));
+  EXPECT_THAT([&] { config_from_hf_config(json::array(), "config.json"); }, ThrowsMessage<Error>(HasSubstr("JSON object")));
 }
 
 TEST(ModelConfig, LoadFromFolderReportsBadJsonAndMissingFiles) {
   testing::TempDir dir("config");
-  EXPECT_THAT(error_of([&] { load_model_config(dir.path()); }), HasSubstr("neither params.json"));
+  EXPECT_THAT([&] { load_model_config(dir.path()); }, ThrowsMessage<Error>(HasSubstr("neither params.json")));
   testing::write_text(dir / "config.json", "{ not json");
-  EXPECT_THAT(error_of([&] { load_model_config(dir.path()); }), HasSubstr("invalid JSON"));
+  EXPECT_THAT([&] { load_model_config(dir.path()); }, ThrowsMessage<Error>(HasSubstr("invalid JSON")));
 }
 
 TEST(ModelConfig, TruncateLayers) {
@@ -144,7 +136,7 @@ TEST(ModelConfig, TruncateLayers) {
   truncate_layers(c, 2);
   EXPECT_EQ(c.n_layers, 2);
   ModelConfig d = preset("Llama-3.2-1B");
-  EXPECT_THAT(error_of([&] { truncate_layers(d, 17); }), HasSubstr("has 16 layers"));
+  EXPECT_THAT([&] { truncate_layers(d, 17); }, ThrowsMessage<Error>(HasSubstr("has 16 layers")));
 }
 
 }  // namespace

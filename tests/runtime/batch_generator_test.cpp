@@ -148,12 +148,7 @@ TEST_F(BatchGeneratorTest, AUserThatCannotFitAloneIsAnError) {
   GenerationOptions o = greedy(1);
   o.num_blocks = 2;  // 16 positions; the prompt alone is longer
   std::vector<Request> reqs = {{std::vector<int32_t>(20, 5), 0}};
-  try {
-    run(o, reqs);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("out of KV blocks"));
-  }
+  EXPECT_THAT([&] { run(o, reqs); }, ::testing::ThrowsMessage<Error>(::testing::HasSubstr("out of KV blocks")));
 }
 
 TEST_F(BatchGeneratorTest, StressRecyclesUsersInBoundedBlocks) {
