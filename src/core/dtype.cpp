@@ -36,7 +36,9 @@ float f16_to_f32(uint16_t h) {
     const float v = std::ldexp(static_cast<float>(mant), -24);
     return sign ? -v : v;
   }
-  if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
+  if (exp == 31) {  // infinity, or a NaN made quiet as F16C's vcvtph2ps and ggml's conversion make it
+    return std::bit_cast<float>(sign | 0x7f800000u | (mant ? 0x400000u | (mant << 13) : 0u));
+  }
   return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
 }
 
