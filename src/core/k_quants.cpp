@@ -44,12 +44,27 @@ struct ScaleMin {
 };
 ScaleMin k4_scale_min(const uint8_t (&scales)[12], size_t s) {
   if (s < 4) return {scales[s] & 63, scales[s + 4] & 63};
-  return {(scales[s + 4] & 0x0f) | ((scales[s - 4] >> 6) << 4), (scales[s + 4] >> 4) | ((scales[s] >> 6) << 4)};
+  return {(scales[s + 4] & 0x0f) | ((scales[s - 4] >> 6) << 4),  //
+          (scales[s + 4] >> 4) | ((scales[s] >> 6) << 4)};
 }
 
 int k4_nibble(const uint8_t (&qs)[128], size_t e) {
   const uint8_t byte = qs[32 * (e / 64) + e % 32];
   return (e / 32) % 2 == 0 ? byte & 0x0f : byte >> 4;
+}
+
+// Q4_K and Q5_K share everything but the code: (d * scale) * code - (dmin * min) per sub-block.
+template <typename Code>
+void dequantize_scaled_codes(uint16_t d16, uint16_t dmin16, const uint8_t (&scales)[12],
+                             std::span<float, kSuperBlockElements> out, Code code) {
+  const float d = f16_to_f32(d16);
+  const float dmin = f16_to_f32(dmin16);
+  for (size_t e = 0; e < kSuperBlockElements; ++e) {
+    const ScaleMin sm = k4_scale_min(scales, e / 32);
+    const float scale = d * static_cast<float>(sm.scale);
+    const float min = dmin * static_cast<float>(sm.min);
+    out[e] = scale * static_cast<float>(code(e)) - min;
+  }
 }
 
 }  // namespace
@@ -75,26 +90,13 @@ void dequantize_block(const BlockQ3_K& block, std::span<float, kSuperBlockElemen
 }
 
 void dequantize_block(const BlockQ4_K& block, std::span<float, kSuperBlockElements> out) {
-  const float d = f16_to_f32(block.d);
-  const float dmin = f16_to_f32(block.dmin);
-  for (size_t e = 0; e < kSuperBlockElements; ++e) {
-    const ScaleMin sm = k4_scale_min(block.scales, e / 32);
-    const float scale = d * static_cast<float>(sm.scale);
-    const float min = dmin * static_cast<float>(sm.min);
-    out[e] = scale * static_cast<float>(k4_nibble(block.qs, e)) - min;
-  }
+  dequantize_scaled_codes(block.d, block.dmin, block.scales, out, [&](size_t e) { return k4_nibble(block.qs, e); });
 }
 
 void dequantize_block(const BlockQ5_K& block, std::span<float, kSuperBlockElements> out) {
-  const float d = f16_to_f32(block.d);
-  const float dmin = f16_to_f32(block.dmin);
-  for (size_t e = 0; e < kSuperBlockElements; ++e) {
-    const ScaleMin sm = k4_scale_min(block.scales, e / 32);
-    const float scale = d * static_cast<float>(sm.scale);
-    const float min = dmin * static_cast<float>(sm.min);
-    const int high = (block.qh[e % 32] >> (e / 32)) & 1;
-    out[e] = scale * static_cast<float>(k4_nibble(block.qs, e) | (high << 4)) - min;
-  }
+  dequantize_scaled_codes(block.d, block.dmin, block.scales, out, [&](size_t e) {
+    return k4_nibble(block.qs, e) | (((block.qh[e % 32] >> (e / 32)) & 1) << 4);
+  });
 }
 
 void dequantize_block(const BlockQ6_K& block, std::span<float, kSuperBlockElements> out) {

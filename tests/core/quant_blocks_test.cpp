@@ -213,7 +213,8 @@ TEST(QuantBlocks, PlainTypesByHand) {
   const uint16_t bf16s[2] = {0x3f80, 0xc040};
   EXPECT_THAT(dequantized(GgmlType::BF16, std::as_bytes(std::span(bf16s)), 2), ::testing::ElementsAre(1.0f, -3.0f));
   const float f32s[3] = {1.5f, -0.0f, 7.0f};
-  EXPECT_THAT(dequantized(GgmlType::F32, std::as_bytes(std::span(f32s)), 3), ::testing::ElementsAre(1.5f, -0.0f, 7.0f));
+  EXPECT_THAT(dequantized(GgmlType::F32, std::as_bytes(std::span(f32s)), 3),
+              ::testing::ElementsAre(1.5f, -0.0f, 7.0f));
 }
 
 TEST(QuantBlocks, SourceNeedNotBeAligned) {
@@ -308,7 +309,8 @@ TEST(QuantBlocks, Q4_0ErrorWithinItsBound) {
     for (size_t j = 0; j < kBlockElements; ++j) {
       const float v = x[b * 32 + j];
       const bool saturated = v / d >= 7.5f;
-      const float tolerance = std::fabs(d) * (saturated ? 1.0f : 0.5f) + 8 * std::fabs(d16 - d) + 1e-5f * std::fabs(d);
+      const float step = std::fabs(d) * (saturated ? 1.0f : 0.5f);
+      const float tolerance = step + 8 * std::fabs(d16 - d) + 1e-5f * std::fabs(d);
       EXPECT_LE(std::fabs(v - y[j]), tolerance) << "block " << b << " element " << j;
     }
   }
@@ -365,8 +367,8 @@ TEST(QuantBlocks, BadRowsAreClearErrors) {
 TEST(QuantBlocks, ExactConversionsKeepEveryValue) {
   std::mt19937 rng(3);
   for (GgmlType type : dequantizable_types()) {
-    EXPECT_EQ(converts_exactly_to_q8_0(type), type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q5_0)
-        << ggml_type_name(type);
+    const bool exact = type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q5_0;
+    EXPECT_EQ(converts_exactly_to_q8_0(type), exact) << ggml_type_name(type);
     if (!converts_exactly_to_q8_0(type)) continue;
     for (Scales scales : {Scales::kModerate, Scales::kAnyFinite}) {
       const auto row = random_row(type, 1024, rng, scales);

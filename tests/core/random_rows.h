@@ -2,6 +2,7 @@
 // Random rows of ggml types for the block-format tests: random code bytes, with the fp16 scale
 // fields (and plain elements) drawn as the test asks, since random bits there would make most
 // rows infinite or NaN.
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
