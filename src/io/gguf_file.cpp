@@ -37,7 +37,8 @@ GgufType read_type(ByteReader& reader, std::string_view what) {
   return *type;
 }
 
-void check_bools(const ByteReader& reader, std::span<const std::byte> bytes, std::string_view what) {
+void check_bools(const ByteReader& reader, std::span<const std::byte> bytes,
+                 std::string_view what) {
   for (size_t i = 0; i < bytes.size(); ++i) {
     check(bytes[i] <= std::byte{1}, "{}: {}: bool {} is {} (must be 0 or 1)", reader.what(), what,
           i, static_cast<int>(bytes[i]));
@@ -88,7 +89,8 @@ auto find_as(const GgufValue* value, const std::string& where, Convert convert)
   return convert(where, *value);
 }
 
-[[noreturn]] void wrong_type(std::string_view where, const GgufValue& value, std::string_view wanted) {
+[[noreturn]] void wrong_type(std::string_view where, const GgufValue& value,
+                             std::string_view wanted) {
   fail("{} is {}, not {}", where, value.type_name(), wanted);
 }
 
@@ -337,7 +339,8 @@ std::optional<bool> GgufFile::find_bool(std::string_view key) const {
 std::vector<std::string_view> GgufFile::get_string_array(std::string_view key) const {
   return as_string_array(key_where(what_, key), value(key));
 }
-std::optional<std::vector<std::string_view>> GgufFile::find_string_array(std::string_view key) const {
+std::optional<std::vector<std::string_view>> GgufFile::find_string_array(
+    std::string_view key) const {
   return find_as(find_value(key), key_where(what_, key), as_string_array);
 }
 std::vector<int64_t> GgufFile::get_int_array(std::string_view key) const {

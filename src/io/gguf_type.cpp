@@ -55,8 +55,8 @@ uint64_t gguf_tensor_bytes(GgmlType type, std::span<const int64_t> dims, std::st
         "{} has type {} with blocks of {} elements, but its first dimension is {}", what,
         traits.name, traits.block_elements, dims[0]);
   const auto bytes = checked_mul(*elements / traits.block_elements, traits.block_bytes);
-  check(bytes && *bytes <= static_cast<uint64_t>(INT64_MAX), "{} is too large: its byte size overflows int64",
-        what);
+  check(bytes && *bytes <= static_cast<uint64_t>(INT64_MAX),
+        "{} is too large: its byte size overflows int64", what);
   return *bytes;
 }
 

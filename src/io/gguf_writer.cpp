@@ -53,7 +53,9 @@ std::string encode_entry(std::string_view key, GgufType type, std::string_view v
   return out;
 }
 
-uint64_t round_up(uint64_t n, uint64_t alignment) { return (n + alignment - 1) / alignment * alignment; }
+uint64_t round_up(uint64_t n, uint64_t alignment) {
+  return (n + alignment - 1) / alignment * alignment;
+}
 
 // An open file written with plain write(2), so a failure reports errno ("No space left on
 // device"), not a stream's bad bit.
@@ -82,7 +84,8 @@ class FileSink {
   void pad(uint64_t alignment) {
     static constexpr std::byte kZeros[256] = {};
     while (written_ % alignment != 0) {
-      write(std::span(kZeros, std::min<uint64_t>(sizeof(kZeros), round_up(written_, alignment) - written_)));
+      const uint64_t missing = round_up(written_, alignment) - written_;
+      write(std::span(kZeros, std::min<uint64_t>(sizeof(kZeros), missing)));
     }
   }
   void close() {
@@ -171,15 +174,17 @@ void GgufWriter::add_tensor(std::string_view name, GgmlType type, std::span<cons
                             uint64_t byte_size, Fill fill) {
   const std::string what = fmt::format("GgufWriter: tensor {}", quote(name));
   check(!name.empty(), "GgufWriter: empty tensor name");
-  check(name.size() <= kMaxTensorNameBytes, "{} has a name of {} bytes (llama.cpp reads at most {})",
-        what, name.size(), kMaxTensorNameBytes);
+  check(name.size() <= kMaxTensorNameBytes,
+        "{} has a name of {} bytes (llama.cpp reads at most {})", what, name.size(),
+        kMaxTensorNameBytes);
   check(!tensor_names_.contains(std::string(name)), "{} is added twice", what);
   const uint64_t expected = gguf_tensor_bytes(type, dims, what);
   check(byte_size == expected, "{} of type {} and dims [{}] takes {} bytes, not {}", what,
         ggml_type_name(type), fmt::join(dims, ", "), expected, byte_size);
   check(static_cast<bool>(fill), "{} has no fill function", what);
   tensor_names_.emplace(name);
-  tensors_.push_back({std::string(name), type, {dims.begin(), dims.end()}, byte_size, std::move(fill)});
+  tensors_.push_back(
+      {std::string(name), type, {dims.begin(), dims.end()}, byte_size, std::move(fill)});
 }
 
 void GgufWriter::write(const std::filesystem::path& path) const {
@@ -209,7 +214,8 @@ void GgufWriter::write(const std::filesystem::path& path) const {
     std::vector<std::byte> buffer(largest);
     for (const PendingTensor& t : tensors_) {
       const std::span<std::byte> bytes(buffer.data(), t.byte_size);
-      std::fill(bytes.begin(), bytes.end(), std::byte{0});  // a fill that skips bytes stays deterministic
+      // Zeroed, so a fill that skips bytes still writes the same file every time.
+      std::fill(bytes.begin(), bytes.end(), std::byte{0});
       t.fill(bytes);
       sink.write(bytes);
       sink.pad(alignment_);

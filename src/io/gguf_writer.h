@@ -56,8 +56,8 @@ class GgufWriter {
   void set_array(std::string_view key, std::span<const std::string> values);
 
   // A tensor of `type` with `dims` in ggml order (dims[0] contiguous). `byte_size` must be what
-  // type and dims need; `fill` runs during write(). Throws Error on a bad or repeated name (llama.cpp
-  // reads names of at most 63 bytes), bad dims, or a byte_size that does not match.
+  // type and dims need; `fill` runs during write(). Throws Error on a bad or repeated name
+  // (llama.cpp reads names of at most 63 bytes), bad dims, or a byte_size that does not match.
   void add_tensor(std::string_view name, GgmlType type, std::span<const int64_t> dims,
                   uint64_t byte_size, Fill fill);
 

@@ -3,9 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
-#include <bit>
 #include <csignal>
-#include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "gguf_test_helpers.h"
