@@ -30,6 +30,16 @@ Isa detected_isa() {
   return isa;
 }
 
+bool has_avx512_vnni() {
+  static const bool has = detected_isa() == Isa::Avx512 && __builtin_cpu_supports("avx512vnni");
+  return has;
+}
+
+bool has_avx512_bf16() {
+  static const bool has = detected_isa() == Isa::Avx512 && __builtin_cpu_supports("avx512bf16");
+  return has;
+}
+
 namespace {
 
 Isa initial_isa() {
