@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <queue>
+#include <tuple>
 
 #include "core/error.h"
 
@@ -142,6 +143,21 @@ int32_t BpeModel::pair_rank(int32_t left, int32_t right) const {
     if ((s & kKeyMask) == key) return static_cast<int32_t>(s >> (2 * kIdBits));
     if (s == kEmptySlot) return -1;
   }
+}
+
+std::vector<BpeModel::Merge> BpeModel::merges() const {
+  std::vector<Merge> out;
+  const uint64_t id_mask = (uint64_t{1} << kIdBits) - 1;
+  for (const PairSlot s : pair_slots_) {
+    if (s == kEmptySlot) continue;
+    const auto rank = static_cast<int32_t>(s >> (2 * kIdBits));
+    out.push_back({static_cast<int32_t>((s >> kIdBits) & id_mask), static_cast<int32_t>(s & id_mask),
+                   rank, merged_id(rank)});
+  }
+  std::sort(out.begin(), out.end(), [](const Merge& a, const Merge& b) {
+    return std::tie(a.rank, a.left, a.right) < std::tie(b.rank, b.left, b.right);
+  });
+  return out;
 }
 
 BpeModel BpeModel::from_ranks(std::vector<std::string> tokens) {

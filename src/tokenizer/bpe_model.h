@@ -46,6 +46,11 @@ class BpeModel {
   }
   // Id of the token with exactly these bytes, or -1.
   int32_t find(std::string_view bytes) const;
+  // Every pair that merges, by rank, then left id, then right id: from_merges' list without
+  // repeated pairs; for from_ranks (all splits of a token share its rank) the order in which
+  // Hugging Face's tiktoken converter lists them, which is how Llama 3's tokenizer.json was made.
+  std::vector<Merge> merges() const;
+  bool whole_piece_lookup() const { return whole_piece_lookup_; }
 
  private:
   // Pair table slot: (left, right) in the low 34 bits (ids < 2^17), rank in the high 30; the

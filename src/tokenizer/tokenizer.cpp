@@ -32,7 +32,12 @@ Tokenizer Tokenizer::load(const std::filesystem::path& path) {
 }
 
 Tokenizer::Tokenizer(TokenizerData data)
-    : bpe_(std::move(data.bpe)), special_names_(std::move(data.special_names)) {
+    : bpe_(std::move(data.bpe)),
+      special_names_(std::move(data.special_names)),
+      special_types_(std::move(data.special_types)),
+      declared_eos_id_(data.declared_eos_id),
+      pad_id_(data.pad_id),
+      chat_template_(std::move(data.chat_template)) {
   for (size_t i = 0; i < special_names_.size(); ++i) {
     const int32_t id = bpe_.size() + static_cast<int32_t>(i);
     check(special_ids_.emplace(special_names_[i], id).second, "special token '{}' appears twice",
@@ -41,6 +46,22 @@ Tokenizer::Tokenizer(TokenizerData data)
   }
   bos_id_ = special_id(data.bos_name);
   eos_id_ = special_id(data.eos_name);
+  if (special_types_.empty()) special_types_.assign(special_names_.size(), TokenType::control);
+  check(special_types_.size() == special_names_.size(), "{} special token types for {} names",
+        special_types_.size(), special_names_.size());
+  for (const TokenType type : special_types_) {
+    check(type == TokenType::control || type == TokenType::user_defined,
+          "special token type {} is neither control (3) nor user-defined (4)",
+          static_cast<int32_t>(type));
+  }
+  for (const auto& id : {declared_eos_id_, pad_id_}) {
+    if (id) check_id(*id);
+  }
+}
+
+TokenType Tokenizer::token_type(int32_t id) const {
+  check_id(id);
+  return id < bpe_.size() ? TokenType::normal : special_types_[id - bpe_.size()];
 }
 
 int32_t Tokenizer::special_id(std::string_view name) const {

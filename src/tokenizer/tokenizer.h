@@ -1,16 +1,19 @@
 #pragma once
 // The Llama 3 tokenizer: byte-level BPE behind the Llama 3 pre-tokenizer, with Meta's handling
-// of special tokens and very long inputs. Loads Meta's tokenizer.model or Hugging Face's
-// tokenizer.json; both give the same ids for the same text. docs/TOKENIZER.md has the details.
+// of special tokens and very long inputs. Loads Meta's tokenizer.model, Hugging Face's
+// tokenizer.json or a GGUF file's vocabulary; all give the same ids for the same text.
+// docs/TOKENIZER.md has the details.
 // A loaded Tokenizer is immutable: its const methods may be called from many threads at once.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer_data.h"
 
 namespace llama3::tokenizer {
@@ -21,7 +24,15 @@ class Tokenizer {
   // format is told by the content (JSON starts with '{'). Throws llama3::Error naming the file
   // and the problem for a missing, truncated or malformed file.
   static Tokenizer load(const std::filesystem::path& path);
+  // A GGUF file's vocabulary (gguf_vocab.h): model "gpt2" with a Llama 3 pre-tokenizer; normal
+  // tokens first, then the special ones (control or user-defined types). Throws llama3::Error
+  // naming the key and entry at fault.
+  static Tokenizer from_vocab(const VocabArrays& vocab);
   explicit Tokenizer(TokenizerData data);
+
+  // This tokenizer as llama.cpp's converter would write it into a GGUF file; from_vocab of it
+  // gives the same ids. The eos id written is the declared one, else eos_id().
+  OwnedVocabArrays to_vocab() const;
 
   // Text to ids. Invalid UTF-8 in `text` is replaced by U+FFFD (one per maximal ill-formed
   // subpart) before encoding. Special-token names inside `text` are plain text unless
@@ -48,6 +59,14 @@ class Tokenizer {
   std::string_view token_name(int32_t id) const;
   // Id of the special token named `name`; throws llama3::Error if there is none.
   int32_t special_id(std::string_view name) const;
+  // normal for BPE tokens; control or user_defined for special ones. Throws on an id out of range.
+  TokenType token_type(int32_t id) const;
+  const BpeModel& bpe() const { return bpe_; }
+
+  // Kept from the files for GGUF (TokenizerData): not used to encode.
+  std::optional<int32_t> declared_eos_id() const { return declared_eos_id_; }
+  std::optional<int32_t> pad_id() const { return pad_id_; }
+  const std::string& chat_template() const { return chat_template_; }
 
  private:
   void encode_ordinary(std::string_view text, std::vector<int32_t>& out) const;
@@ -56,10 +75,14 @@ class Tokenizer {
 
   BpeModel bpe_;
   std::vector<std::string> special_names_;
+  std::vector<TokenType> special_types_;
   std::unordered_map<std::string, int32_t> special_ids_;
   size_t longest_special_ = 0;
   int32_t bos_id_ = -1;
   int32_t eos_id_ = -1;
+  std::optional<int32_t> declared_eos_id_;
+  std::optional<int32_t> pad_id_;
+  std::string chat_template_;
 };
 
 }  // namespace llama3::tokenizer
