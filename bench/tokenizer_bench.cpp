@@ -1,7 +1,8 @@
 // Tokenizer throughput, single thread, on ~1 MB of mixed text (the reference corpus: prose,
 // code, many scripts, emoji, white-space runs, repeated to 1 MB). Reports input bytes/s for
 // encode and output bytes/s for decode. Also the pre-tokenizer alone, hand-written scanner vs
-// PCRE2 JIT on the same regex, which is why the scanner is the one used.
+// PCRE2 JIT on the same regex, which is why the scanner is the one used. And building the
+// tokenizer: loading tokenizer.json vs from a GGUF file's vocabulary arrays, and exporting them.
 // Run: build/llama3_bench --benchmark_filter=Tokenizer
 // Tokenizer: $LLAMA3_TOKENIZER, else <repo>/.cache/tokenizer/tokenizer.json (scripts/setup.sh).
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -32,12 +33,15 @@ std::string read_file(const fs::path& path) {
   return ss.str();
 }
 
+fs::path tokenizer_path() {
+  const char* env = std::getenv("LLAMA3_TOKENIZER");
+  return env && *env ? fs::path(env) : kRepo / ".cache/tokenizer/tokenizer.json";
+}
+
 const Tokenizer* tokenizer() {
   static std::unique_ptr<Tokenizer> tok = [] {
-    const char* env = std::getenv("LLAMA3_TOKENIZER");
-    const fs::path path = env && *env ? fs::path(env) : kRepo / ".cache/tokenizer/tokenizer.json";
-    if (!fs::exists(path)) return std::unique_ptr<Tokenizer>();
-    return std::make_unique<Tokenizer>(Tokenizer::load(path));
+    if (!fs::exists(tokenizer_path())) return std::unique_ptr<Tokenizer>();
+    return std::make_unique<Tokenizer>(Tokenizer::load(tokenizer_path()));
   }();
   return tok.get();
 }
@@ -100,6 +104,29 @@ void BM_TokenizerStreamDecode(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
 }
 BENCHMARK(BM_TokenizerStreamDecode)->Unit(benchmark::kMillisecond);
+
+void BM_TokenizerLoadJson(benchmark::State& state) {
+  if (!tokenizer()) return state.SkipWithError("no tokenizer: run scripts/setup.sh");
+  for (auto _ : state) benchmark::DoNotOptimize(Tokenizer::load(tokenizer_path()).vocab_size());
+}
+BENCHMARK(BM_TokenizerLoadJson)->Unit(benchmark::kMillisecond);
+
+// From the arrays a GGUF reader hands over (128,256 tokens, 280,147 merges).
+void BM_TokenizerFromVocab(benchmark::State& state) {
+  const Tokenizer* tok = tokenizer();
+  if (!tok) return state.SkipWithError("no tokenizer: run scripts/setup.sh");
+  const llama3::tokenizer::OwnedVocabArrays arrays = tok->to_vocab();
+  const llama3::tokenizer::VocabArrays vocab = arrays.view();
+  for (auto _ : state) benchmark::DoNotOptimize(Tokenizer::from_vocab(vocab).vocab_size());
+}
+BENCHMARK(BM_TokenizerFromVocab)->Unit(benchmark::kMillisecond);
+
+void BM_TokenizerToVocab(benchmark::State& state) {
+  const Tokenizer* tok = tokenizer();
+  if (!tok) return state.SkipWithError("no tokenizer: run scripts/setup.sh");
+  for (auto _ : state) benchmark::DoNotOptimize(tok->to_vocab().merges.size());
+}
+BENCHMARK(BM_TokenizerToVocab)->Unit(benchmark::kMillisecond);
 
 void BM_TokenizerPretokenizeScanner(benchmark::State& state) {
   const std::string& text = mixed_text();

@@ -159,7 +159,12 @@ TokenizerData load_gguf_vocab(const VocabArrays& v) {
 }
 
 Tokenizer Tokenizer::from_vocab(const VocabArrays& vocab) {
-  return Tokenizer(load_gguf_vocab(vocab));
+  TokenizerData data = load_gguf_vocab(vocab);
+  try {
+    return Tokenizer(std::move(data));
+  } catch (const Error& e) {  // e.g. no special token named like the BOS
+    fail("{}: {}", kWhere, e.what());
+  }
 }
 
 OwnedVocabArrays Tokenizer::to_vocab() const {

@@ -38,6 +38,7 @@ struct OwnedVocabArrays {
 
   // Views into this object (valid while it lives unchanged), for from_vocab.
   VocabArrays view() const;
+  bool operator==(const OwnedVocabArrays&) const = default;
 };
 
 }  // namespace llama3::tokenizer

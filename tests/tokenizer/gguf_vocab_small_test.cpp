@@ -3,6 +3,8 @@
 // tokenizer.json and GGUF write tokens in, and what the tokenizer.json loader keeps for GGUF.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -19,12 +21,12 @@ using Ids = std::vector<int32_t>;
 constexpr int32_t kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kByte = 6;
 
 TEST(ByteLevel, WritesEveryByteAsOneCharacterOfGpt2sAlphabet) {
-  EXPECT_EQ(to_byte_level(" the"), "Ġthe");  // U+0120
-  EXPECT_EQ(to_byte_level("\n\t"), "Ċĉ");    // U+010A, U+0109
-  EXPECT_EQ(to_byte_level(std::string(1, '\0')), "Ā");   // U+0100: first shifted byte
-  EXPECT_EQ(to_byte_level("\x7F"), "ġ");                 // U+0121: after the 33 controls
-  EXPECT_EQ(to_byte_level("\xAD"), "Ń");                 // U+0143: the last one
-  EXPECT_EQ(to_byte_level("\xC3\xA9"), "Ã©");            // printable high bytes stay
+  EXPECT_EQ(to_byte_level(" the"), "Ġthe");             // U+0120
+  EXPECT_EQ(to_byte_level("\n\t"), "Ċĉ");               // U+010A, U+0109
+  EXPECT_EQ(to_byte_level(std::string(1, '\0')), "Ā");  // U+0100: first shifted byte
+  EXPECT_EQ(to_byte_level("\x7F"), "ġ");                // U+0121: after the 33 controls
+  EXPECT_EQ(to_byte_level("\xAD"), "Ń");                // U+0143: the last one
+  EXPECT_EQ(to_byte_level("\xC3\xA9"), "Ã©");           // printable high bytes stay
   std::string all;
   for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
   EXPECT_EQ(from_byte_level(to_byte_level(all)), all);
@@ -45,7 +47,8 @@ OwnedVocabArrays small_vocab() {
   OwnedVocabArrays v;
   v.model = "gpt2";
   v.pre = "llama-bpe";
-  for (int b = 0; b < 256; ++b) v.tokens.push_back(to_byte_level(std::string(1, static_cast<char>(b))));
+  for (int b = 0; b < 256; ++b)
+    v.tokens.push_back(to_byte_level(std::string(1, static_cast<char>(b))));
   v.tokens.push_back("ab");
   v.token_types.assign(v.tokens.size(), kNormal);
   for (const char* name : {"<|begin_of_text|>", "<|end_of_text|>"}) {
@@ -58,8 +61,25 @@ OwnedVocabArrays small_vocab() {
   return v;
 }
 
+// small_vocab() with one more normal token, `text` (257); the specials move to 258 and 259.
+OwnedVocabArrays with_normal_token(const std::string& text) {
+  OwnedVocabArrays v = small_vocab();
+  v.tokens.insert(v.tokens.begin() + 257, text);
+  v.token_types.insert(v.token_types.begin() + 257, kNormal);
+  v.bos_id = 258;
+  v.eos_id = 259;
+  return v;
+}
+
 void expect_error(const OwnedVocabArrays& v, const std::string& fragment) {
   EXPECT_THAT([&] { Tokenizer::from_vocab(v.view()); }, ThrowsMessage<Error>(HasSubstr(fragment)));
+}
+
+// small_vocab() changed by `edit` is refused with an error containing `fragment`.
+void expect_error(const std::function<void(OwnedVocabArrays&)>& edit, const std::string& fragment) {
+  OwnedVocabArrays v = small_vocab();
+  edit(v);
+  expect_error(v, fragment);
 }
 
 TEST(SmallGgufVocab, LoadsEncodesAndExportsTheSameArrays) {
@@ -70,16 +90,7 @@ TEST(SmallGgufVocab, LoadsEncodesAndExportsTheSameArrays) {
   EXPECT_EQ(tok.vocab_size(), 259);
   EXPECT_EQ(tok.encode("abc <|end_of_text|>", true, false, true), (Ids{257, 256, 'c', ' ', 258}));
   EXPECT_EQ(tok.decode(Ids{256, 258}), "ab<|end_of_text|>");
-  const OwnedVocabArrays out = tok.to_vocab();
-  EXPECT_EQ(out.model, v.model);
-  EXPECT_EQ(out.pre, v.pre);
-  EXPECT_EQ(out.tokens, v.tokens);
-  EXPECT_EQ(out.token_types, v.token_types);
-  EXPECT_EQ(out.merges, v.merges);
-  EXPECT_EQ(out.bos_id, 257);
-  EXPECT_EQ(out.eos_id, 258);
-  EXPECT_EQ(out.pad_id, 258);
-  EXPECT_EQ(out.chat_template, "{{ messages }}");
+  EXPECT_TRUE(tok.to_vocab() == v);
 }
 
 TEST(SmallGgufVocab, SpecialTokensAreTheControlAndUserDefinedOnes) {
@@ -97,96 +108,78 @@ TEST(SmallGgufVocab, SpecialTokensAreTheControlAndUserDefinedOnes) {
   v.token_types.assign(v.tokens.size(), kNormal);
   expect_error(v, "bos_token_id 257 is '<|begin_of_text|>', a normal token");
   v.bos_id.reset();
-  expect_error(v, "no special token '<|begin_of_text|>'");
+  expect_error(v, "GGUF vocabulary: the tokenizer has no special token '<|begin_of_text|>'");
 }
 
 TEST(SmallGgufVocab, NormalTokensMustPrecedeSpecialOnes) {
-  OwnedVocabArrays v = small_vocab();
-  v.token_types[100] = kControl;
-  expect_error(v, "token 101 'e' is normal but follows special token 100 'd'");
+  expect_error([](auto& v) { v.token_types[100] = kControl; },
+               "token 101 'e' is normal but follows special token 100 'd'");
 }
 
 TEST(SmallGgufVocab, OtherTokenTypesAreRefused) {
   const std::pair<int32_t, const char*> cases[] = {
       {kByte, "type 6 (byte)"}, {kUnknown, "type 2 (unknown)"}, {0, "type 0 (undefined)"}};
   for (const auto& [type, fragment] : cases) {
-    OwnedVocabArrays v = small_vocab();
-    v.token_types[258] = type;
-    expect_error(v, std::string("token 258 '<|end_of_text|>' has ") + fragment);
+    expect_error([type = type](auto& v) { v.token_types[258] = type; },
+                 std::string("token 258 '<|end_of_text|>' has ") + fragment);
   }
 }
 
 TEST(SmallGgufVocab, TokensAndTypesOfDifferentLengths) {
-  OwnedVocabArrays v = small_vocab();
-  v.token_types.pop_back();
-  expect_error(v, "tokenizer.ggml.tokens has 259 entries but tokenizer.ggml.token_type has 258");
-  v.tokens.clear();
-  v.token_types.clear();
-  expect_error(v, "tokenizer.ggml.tokens is empty");
+  expect_error([](auto& v) { v.token_types.pop_back(); },
+               "tokenizer.ggml.tokens has 259 entries but tokenizer.ggml.token_type has 258");
+  expect_error(
+      [](auto& v) {
+        v.tokens.clear();
+        v.token_types.clear();
+      },
+      "tokenizer.ggml.tokens is empty");
 }
 
 TEST(SmallGgufVocab, MergeOfAnUnknownToken) {
-  OwnedVocabArrays v = small_vocab();
-  v.merges.push_back("x yz");
-  expect_error(v, "merge 1 ('x' + 'yz') uses a token missing from the vocabulary");
+  expect_error([](auto& v) { v.merges.push_back("x yz"); },
+               "merge 1 ('x' + 'yz') uses a token missing from the vocabulary");
   // A special token is not a BPE token, even when the merged text is one.
-  v = small_vocab();
-  v.tokens.insert(v.tokens.begin() + 257, "a<|end_of_text|>");
-  v.token_types.insert(v.token_types.begin() + 257, kNormal);
+  OwnedVocabArrays v = with_normal_token("a<|end_of_text|>");
   v.merges = {"a <|end_of_text|>"};
-  v.bos_id = 258;
   expect_error(v, "merge 0 ('a' + '<|end_of_text|>') uses a token missing");
 }
 
 TEST(SmallGgufVocab, MergeThatIsNotTwoTokens) {
   for (const char* merge : {"ab", "a  b", " ab", "a b c", "ab "}) {
-    OwnedVocabArrays v = small_vocab();
-    v.merges = {merge};
-    expect_error(v, fmt::format("tokenizer.ggml.merges[0] '{}' is not two tokens", merge));
+    expect_error([&](auto& v) { v.merges = {merge}; },
+                 fmt::format("tokenizer.ggml.merges[0] '{}' is not two tokens", merge));
   }
 }
 
 TEST(SmallGgufVocab, DuplicateTokens) {
-  OwnedVocabArrays v = small_vocab();
-  v.tokens[256] = "a";
-  expect_error(v, "tokens 97 and 256 are both 'a'");
-  v = small_vocab();
-  v.tokens[258] = "ab";  // a special token named like a normal one
-  expect_error(v, "tokens 256 and 258 are both 'ab'");
-  v = small_vocab();
-  v.tokens[258] = "<|begin_of_text|>";
-  expect_error(v, "tokens 257 and 258 are both '<|begin_of_text|>'");
+  expect_error([](auto& v) { v.tokens[256] = "a"; }, "tokens 97 and 256 are both 'a'");
+  // A special token named like a normal one, and two special tokens of one name.
+  expect_error([](auto& v) { v.tokens[258] = "ab"; }, "tokens 256 and 258 are both 'ab'");
+  expect_error([](auto& v) { v.tokens[258] = "<|begin_of_text|>"; },
+               "tokens 257 and 258 are both '<|begin_of_text|>'");
 }
 
-TEST(SmallGgufVocab, TokenTextsThatAreNotByteLevel) {
-  OwnedVocabArrays v = small_vocab();
-  v.tokens[256] = "a b";
-  expect_error(v, "token 256 'a b' is not byte-level BPE text");
-  v = small_vocab();
-  v.tokens[258] = "";
-  expect_error(v, "special token 258 is empty");
+TEST(SmallGgufVocab, TokenTextsThatAreNotByteLevelOrEmpty) {
+  expect_error([](auto& v) { v.tokens[256] = "a b"; },
+               "token 256 'a b' is not byte-level BPE text");
+  expect_error([](auto& v) { v.tokens[258] = ""; }, "special token 258 is empty");
 }
 
 TEST(SmallGgufVocab, SpecialIdsOutOfRange) {
-  OwnedVocabArrays v = small_vocab();
-  v.bos_id = 259;
-  expect_error(v, "tokenizer.ggml.bos_token_id 259 is out of range [0, 259)");
-  v.bos_id = -1;
-  expect_error(v, "tokenizer.ggml.bos_token_id -1 is out of range");
-  v = small_vocab();
-  v.eos_id = 1 << 30;
-  expect_error(v, "tokenizer.ggml.eos_token_id 1073741824 is out of range");
-  v = small_vocab();
-  v.pad_id = -2;
-  expect_error(v, "tokenizer.ggml.padding_token_id -2 is out of range");
+  expect_error([](auto& v) { v.bos_id = 259; },
+               "tokenizer.ggml.bos_token_id 259 is out of range [0, 259)");
+  expect_error([](auto& v) { v.bos_id = -1; }, "tokenizer.ggml.bos_token_id -1 is out of range");
+  expect_error([](auto& v) { v.eos_id = 1 << 30; },
+               "tokenizer.ggml.eos_token_id 1073741824 is out of range");
+  expect_error([](auto& v) { v.pad_id = -2; },
+               "tokenizer.ggml.padding_token_id -2 is out of range");
 }
 
 TEST(SmallGgufVocab, OnlyByteLevelBpeIsSupported) {
-  OwnedVocabArrays v = small_vocab();
-  v.model = "llama";
-  expect_error(v, "tokenizer.ggml.model is 'llama' (SentencePiece, Llama 1 and 2); only 'gpt2'");
-  v.model = "bert";
-  expect_error(v, "tokenizer.ggml.model is 'bert'");
+  expect_error([](auto& v) { v.model = "llama"; },
+               "tokenizer.ggml.model is 'llama' (SentencePiece, Llama 1 and 2); only 'gpt2'");
+  expect_error([](auto& v) { v.model = "bert"; }, "tokenizer.ggml.model is 'bert'");
 }
 
 TEST(SmallGgufVocab, OnlyPreTokenizersWithLlama3sRegex) {
@@ -195,24 +188,19 @@ TEST(SmallGgufVocab, OnlyPreTokenizersWithLlama3sRegex) {
     v.pre = pre;
     EXPECT_NO_THROW(Tokenizer::from_vocab(v.view())) << pre;
   }
-  v.pre = "qwen2";
-  expect_error(v, "tokenizer.ggml.pre 'qwen2' is not a pre-tokenizer with Llama 3's regex "
-                  "(supported: llama-bpe, llama3");
-  v.pre = "default";
-  expect_error(v, "tokenizer.ggml.pre 'default' is not a pre-tokenizer with Llama 3's regex "
-                  "(llama.cpp's 'default' is GPT-2's)");
-  v.pre = "";
-  expect_error(v, "no tokenizer.ggml.pre");
+  expect_error([](auto& v) { v.pre = "qwen2"; },
+               "tokenizer.ggml.pre 'qwen2' is not a pre-tokenizer with Llama 3's regex "
+               "(supported: llama-bpe, llama3");
+  expect_error([](auto& v) { v.pre = "default"; },
+               "tokenizer.ggml.pre 'default' is not a pre-tokenizer with Llama 3's regex "
+               "(llama.cpp's 'default' is GPT-2's)");
+  expect_error([](auto& v) { v.pre = ""; }, "no tokenizer.ggml.pre");
 }
 
 // llama.cpp looks a whole piece up before merging for Llama 3 ("ignore_merges"), but not for
 // smaug-bpe: a token no merge makes is then out of reach.
 TEST(SmallGgufVocab, SmaugBpeMergesEvenWholeTokens) {
-  OwnedVocabArrays v = small_vocab();
-  v.tokens.insert(v.tokens.begin() + 257, "xyz");
-  v.token_types.insert(v.token_types.begin() + 257, kNormal);
-  v.bos_id = 258;
-  v.eos_id = 259;
+  OwnedVocabArrays v = with_normal_token("xyz");
   EXPECT_EQ(Tokenizer::from_vocab(v.view()).encode("xyz", false, false), (Ids{257}));
   v.pre = "smaug-bpe";
   const Tokenizer smaug = Tokenizer::from_vocab(v.view());
