@@ -22,10 +22,13 @@ void parallel_for(size_t n, Fn&& fn, size_t align = 1) {
   }
 #pragma omp parallel num_threads(threads)
   {
+    // The team may be smaller than asked (inside another parallel region it is one thread):
+    // split by the team's real size so every index is covered.
+    const size_t team = static_cast<size_t>(omp_get_num_threads());
     const size_t t = static_cast<size_t>(omp_get_thread_num());
     const size_t groups = (n + align - 1) / align;
-    const size_t begin = std::min(n, groups * t / threads * align);
-    const size_t end = std::min(n, groups * (t + 1) / threads * align);
+    const size_t begin = std::min(n, groups * t / team * align);
+    const size_t end = std::min(n, groups * (t + 1) / team * align);
     if (begin < end) fn(begin, end);
   }
 }
