@@ -17,7 +17,9 @@ namespace fs = std::filesystem;
 namespace {
 
 io::TensorToWrite matrix_tensor(const std::string& name, const Matrix& m) {
-  return {name, DType::BF16, {m.rows, m.cols}, std::as_bytes(std::span(m.data, static_cast<size_t>(m.rows * m.cols)))};
+  check(m.format == kernels::WeightFormat::BF16, "{}: writing a checkpoint needs bf16 weights (load with --optimizations bf16)",
+        name);
+  return {name, DType::BF16, {m.rows, m.cols}, std::span(m.data, m.bytes())};
 }
 
 io::TensorToWrite vector_tensor(const std::string& name, const std::vector<float>& v) {
@@ -34,9 +36,9 @@ void write_json(const fs::path& path, const nlohmann::json& j) {
 Matrix to_hf_rows(const Matrix& m, int64_t head_dim, std::vector<uint16_t>& storage) {
   storage.resize(static_cast<size_t>(m.rows * m.cols));
   for (int64_t r = 0; r < m.rows; ++r) {
-    std::copy_n(m.data + r * m.cols, m.cols, storage.data() + hf_row_of_meta_row(r, head_dim) * m.cols);
+    std::copy_n(m.bf16() + r * m.cols, m.cols, storage.data() + hf_row_of_meta_row(r, head_dim) * m.cols);
   }
-  return {storage.data(), m.rows, m.cols};
+  return {kernels::WeightFormat::BF16, reinterpret_cast<const std::byte*>(storage.data()), m.rows, m.cols};
 }
 
 // All tensors of `w` under `names`; q/k rows permuted to Hugging Face's order for HF names
@@ -45,7 +47,7 @@ std::vector<io::TensorToWrite> tensors_to_write(const ModelConfig& c, const Mode
                                                 std::vector<std::vector<uint16_t>>& permuted) {
   std::vector<io::TensorToWrite> t;
   t.push_back(matrix_tensor(names.embed, w.tok_embeddings));
-  if (w.output.data != w.tok_embeddings.data) t.push_back(matrix_tensor(names.output, w.output));  // untied
+  if (!w.tied()) t.push_back(matrix_tensor(names.output, w.output));  // untied
   t.push_back(vector_tensor(names.norm, w.norm));
   const bool hf = names.style == NameStyle::HuggingFace;
   permuted.resize(hf ? 2 * w.layers.size() : 0);
@@ -78,7 +80,7 @@ void write_meta_safetensors(const ModelConfig& config, const ModelWeights& w, co
 void write_hf_folder(const ModelConfig& c, const ModelWeights& w, const fs::path& dir) {
   std::vector<std::vector<uint16_t>> permuted;
   const auto t = tensors_to_write(c, w, tensor_names(NameStyle::HuggingFace), permuted);
-  const bool tied = w.output.data == w.tok_embeddings.data;
+  const bool tied = w.tied();
   fs::create_directories(dir);
   io::write_safetensors(dir / "model.safetensors", t, {{"format", "pt"}});
   nlohmann::json config = {{"architectures", {"LlamaForCausalLM"}},

@@ -8,17 +8,15 @@
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
+#include "kernels/quant_matmul.h"
 #include "model/rope.h"
 
 namespace llama3::model {
 
 using kernels::MatmulJob;
+using kernels::WeightFormat;
 
 namespace {
-
-MatmulJob job(const Matrix& w, const std::vector<float>& x, std::vector<float>& y, int64_t batch) {
-  return {w.data, w.rows, w.cols, x.data(), w.cols, y.data(), w.rows, batch};
-}
 
 void ensure(std::vector<float>& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
@@ -68,9 +66,7 @@ void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::
     for (size_t j = 0; j < batch[i].tokens.size(); ++j, ++t) {
       const int32_t id = batch[i].tokens[j];
       check(id >= 0 && id < c.vocab_size, "token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
-      const uint16_t* row = weights_.tok_embeddings.data + static_cast<int64_t>(id) * dim;
-      float* x = s_.x.data() + t * dim;
-      for (int64_t d = 0; d < dim; ++d) x[d] = bf16_to_f32(row[d]);
+      matrix_row_f32(weights_.tok_embeddings, id, s_.x.data() + t * dim);
       s_.pos[static_cast<size_t>(t)] = batch[i].start_pos + static_cast<int64_t>(j);
       s_.item_of[static_cast<size_t>(t)] = static_cast<int32_t>(i);
       rope_cos_sin(rope_freqs_, s_.pos[static_cast<size_t>(t)] + batch[i].rope_offset, s_.cos.data() + t * half,
@@ -96,9 +92,26 @@ void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::
     t += n;
   }
   logits.resize(static_cast<size_t>(logit_rows * c.vocab_size));
-  const Matrix& out = weights_.output;
-  kernels::matmul_bf16(MatmulJob{out.data, out.rows, out.cols, s_.xn.data(), dim, logits.data(), c.vocab_size,
-                                 logit_rows});
+  project(s_.xn.data(), logit_rows, {{&weights_.output, logits.data()}});
+}
+
+void LlamaModel::project(const float* x, int64_t rows, std::initializer_list<Product> products) {
+  // bf16 products in one kernel call; 8-/4-bit ones in another, on x quantized once.
+  MatmulJob bf16_jobs[3];
+  kernels::QMatmulJob q_jobs[3];
+  size_t n_bf16 = 0, n_q = 0;
+  check(products.size() <= 3, "project: at most 3 products per call");
+  for (const Product& p : products) {
+    const Matrix& w = *p.w;
+    if (w.format == WeightFormat::BF16) {
+      bf16_jobs[n_bf16++] = MatmulJob{w.bf16(), w.rows, w.cols, x, w.cols, p.y, w.rows, rows};
+    } else {
+      if (n_q == 0) kernels::quantize_activations(x, w.cols, rows, w.cols, xq_);
+      q_jobs[n_q++] = kernels::QMatmulJob{{w.format, w.data, w.rows, w.cols}, &xq_, p.y, w.rows};
+    }
+  }
+  if (n_bf16) kernels::matmul_bf16(std::span(bf16_jobs, n_bf16));
+  if (n_q) kernels::matmul_q(std::span(q_jobs, n_q));
 }
 
 void LlamaModel::attention_layer(int64_t l, std::span<const BatchItem> batch, KvCache& cache) {
@@ -121,8 +134,7 @@ void LlamaModel::attention_layer(int64_t l, std::span<const BatchItem> batch, Kv
     for (size_t t = t0; t < t1; ++t)
       kernels::rmsnorm(s_.x.data() + t * dim, w.attention_norm.data(), s_.xn.data() + t * dim, dim, eps);
   });
-  const MatmulJob qkv[] = {job(w.wq, s_.xn, s_.q, T), job(w.wk, s_.xn, s_.k, T), job(w.wv, s_.xn, s_.v, T)};
-  kernels::matmul_bf16(qkv);
+  project(s_.xn.data(), T, {{&w.wq, s_.q.data()}, {&w.wk, s_.k.data()}, {&w.wv, s_.v.data()}});
 
   const kernels::KvPoolView& pool = cache.layer(l);
   const int64_t half = hd / 2;
@@ -159,7 +171,7 @@ void LlamaModel::attention_layer(int64_t l, std::span<const BatchItem> batch, Kv
     }
   });
 
-  kernels::matmul_bf16(job(w.wo, s_.attn, s_.out, T));
+  project(s_.attn.data(), T, {{&w.wo, s_.out.data()}});
   kernels::add_inplace(s_.x.data(), s_.out.data(), T * dim);
 }
 
@@ -175,10 +187,9 @@ void LlamaModel::ffn_layer(int64_t l) {
     for (size_t t = t0; t < t1; ++t)
       kernels::rmsnorm(s_.x.data() + t * dim, w.ffn_norm.data(), s_.xn.data() + t * dim, dim, eps);
   });
-  const MatmulJob gate_up[] = {job(w.w1, s_.xn, s_.h1, T), job(w.w3, s_.xn, s_.h3, T)};
-  kernels::matmul_bf16(gate_up);
+  project(s_.xn.data(), T, {{&w.w1, s_.h1.data()}, {&w.w3, s_.h3.data()}});
   kernels::silu_mul(s_.h1.data(), s_.h3.data(), T * c.ffn_dim);
-  kernels::matmul_bf16(job(w.w2, s_.h1, s_.out, T));
+  project(s_.h1.data(), T, {{&w.w2, s_.out.data()}});
   kernels::add_inplace(s_.x.data(), s_.out.data(), T * dim);
 }
 

@@ -4,9 +4,11 @@
 // decode is the case of one token per item. All items go through each weight matrix together,
 // so a decode step reads every weight once for the whole batch.
 #include <cstdint>
+#include <initializer_list>
 #include <span>
 #include <vector>
 
+#include "kernels/quant_matmul.h"
 #include "model/kv_cache.h"
 #include "model/model_config.h"
 #include "model/model_weights.h"
@@ -38,6 +40,12 @@ class LlamaModel {
  private:
   void attention_layer(int64_t layer, std::span<const BatchItem> batch, KvCache& cache);
   void ffn_layer(int64_t layer);
+  // y = W x for each product, for the `rows` rows of x ([rows][W.cols], all W of one width).
+  struct Product {
+    const Matrix* w;
+    float* y;  // [rows][W.rows]
+  };
+  void project(const float* x, int64_t rows, std::initializer_list<Product> products);
 
   ModelConfig config_;
   ModelWeights weights_;
@@ -49,6 +57,7 @@ class LlamaModel {
     std::vector<int64_t> pos;        // position of each token
     std::vector<int32_t> item_of;    // batch item of each token
   } s_;
+  kernels::QuantizedActivations xq_;  // x quantized for the 8-/4-bit products
   int64_t tokens_ = 0;
 };
 

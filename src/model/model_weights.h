@@ -1,24 +1,47 @@
 #pragma once
-// The weights of a Llama model in the layout the kernels use: bf16 row-major matrices [out][in]
-// (y = W x) in Meta's RoPE row order, fp32 norm vectors. A matrix points either into a buffer the
-// weights own (random init, converted or merged tensors) or straight into a memory-mapped file
-// when the file's bytes already have that layout.
+// The weights of a Llama model in the layouts the kernels run: each matrix [out][in] (y = W x)
+// in Meta's RoPE row order, either bf16 row-major or 8-/4-bit blocks in the kernels' packed
+// layout (kernels/quant_pack.h); norm vectors in fp32. A matrix points either into a buffer the
+// weights own (random init, converted, quantized or merged tensors) or straight into a
+// memory-mapped file (a checkpoint's bf16 tensors, or the weight cache).
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "kernels/weight_format.h"
+
 namespace llama3::model {
 
 struct Matrix {
-  const uint16_t* data = nullptr;  // bf16 [rows][cols]
+  kernels::WeightFormat format = kernels::WeightFormat::BF16;
+  const std::byte* data = nullptr;  // bf16 [rows][cols], or packed blocks
   int64_t rows = 0;
   int64_t cols = 0;
+
+  const uint16_t* bf16() const { return reinterpret_cast<const uint16_t*>(data); }
+  size_t bytes() const;  // of data
 };
 
 struct LayerWeights {
   Matrix wq, wk, wv, wo;  // [n_heads*hd][dim], [n_kv*hd][dim] x2, [dim][n_heads*hd]
   Matrix w1, w3, w2;      // gate [ffn][dim], up [ffn][dim], down [dim][ffn]
   std::vector<float> attention_norm, ffn_norm;  // [dim]
+};
+
+// Bytes aligned to 64 (a cache line, and the widest vector load), owned.
+class AlignedBuffer {
+ public:
+  explicit AlignedBuffer(size_t bytes);
+  std::byte* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(std::byte* p) const;
+  };
+  std::unique_ptr<std::byte[], Free> data_;
+  size_t size_;
 };
 
 struct ModelWeights {
@@ -28,11 +51,16 @@ struct ModelWeights {
   std::vector<float> norm;  // [dim]
 
   // Owners of the bytes the matrices point to.
-  std::vector<std::unique_ptr<uint16_t[]>> buffers;
-  std::vector<std::shared_ptr<const void>> keep_alive;  // mapped checkpoint files
+  std::vector<AlignedBuffer> buffers;
+  std::vector<std::shared_ptr<const void>> keep_alive;  // mapped checkpoint or cache files
 
-  // A new owned bf16 buffer of n elements (uninitialized).
-  uint16_t* allocate(int64_t n);
+  // A new owned buffer, uninitialized: every caller writes all of it.
+  std::byte* allocate_bytes(size_t n);
+  uint16_t* allocate(int64_t n) { return reinterpret_cast<uint16_t*>(allocate_bytes(static_cast<size_t>(n) * 2)); }
+  bool tied() const { return output.data == tok_embeddings.data; }
 };
+
+// One row of a matrix in fp32, whatever its format (the embedding lookup, writers, tests).
+void matrix_row_f32(const Matrix& m, int64_t row, float* out);
 
 }  // namespace llama3::model

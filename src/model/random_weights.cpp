@@ -4,6 +4,7 @@
 
 #include "core/dtype.h"
 #include "core/parallel.h"
+#include "model/matrix_convert.h"
 
 namespace llama3::model {
 namespace {
@@ -17,8 +18,10 @@ inline uint64_t mix(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-Matrix random_matrix(ModelWeights& w, int64_t rows, int64_t cols, double stddev, uint64_t stream) {
-  uint16_t* data = w.allocate(rows * cols);
+Matrix random_matrix(ModelWeights& w, int64_t rows, int64_t cols, double stddev, uint64_t stream,
+                     MatrixPrecision precision) {
+  AlignedBuffer scratch(static_cast<size_t>(rows * cols) * 2);
+  uint16_t* data = reinterpret_cast<uint16_t*>(scratch.data());
   const float half_width = static_cast<float>(stddev * std::sqrt(3.0));  // uniform [-a, a]: std a/sqrt(3)
   const uint64_t base = mix(stream);
   parallel_for(static_cast<size_t>(rows), [&](size_t r0, size_t r1) {
@@ -30,12 +33,13 @@ Matrix random_matrix(ModelWeights& w, int64_t rows, int64_t cols, double stddev,
       }
     }
   });
-  return {data, rows, cols};
+  const SourceMatrix src{"random", GgmlType::BF16, scratch.data(), rows, cols};
+  return convert_scratch(std::move(scratch), src, precision, w);
 }
 
 }  // namespace
 
-ModelWeights random_weights(const ModelConfig& c, uint64_t seed) {
+ModelWeights random_weights(const ModelConfig& c, uint64_t seed, const PrecisionMap& p) {
   ModelWeights w;
   const int64_t q_dim = c.n_heads * c.head_dim;
   const int64_t kv_dim = c.n_kv_heads * c.head_dim;
@@ -43,19 +47,21 @@ ModelWeights random_weights(const ModelConfig& c, uint64_t seed) {
   auto next = [&] { return stream = mix(stream); };
   constexpr double kEmbeddingStd = 0.02;
   constexpr float kFinalNormWeight = 5.0f;
-  w.tok_embeddings = random_matrix(w, c.vocab_size, c.dim, kEmbeddingStd, next());
+  // Tied: one matrix in the LM head's format; untied: the embedding stays bf16 (precision.h).
+  w.tok_embeddings = random_matrix(w, c.vocab_size, c.dim, kEmbeddingStd, next(),
+                                   c.tied_embeddings ? p.lm_head : embedding_precision());
   w.output = c.tied_embeddings ? w.tok_embeddings
-                               : random_matrix(w, c.vocab_size, c.dim, kEmbeddingStd, next());
+                               : random_matrix(w, c.vocab_size, c.dim, kEmbeddingStd, next(), p.lm_head);
   auto inv_sqrt = [](int64_t n) { return 1.0 / std::sqrt(static_cast<double>(n)); };
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (auto& layer : w.layers) {
-    layer.wq = random_matrix(w, q_dim, c.dim, inv_sqrt(c.dim), next());
-    layer.wk = random_matrix(w, kv_dim, c.dim, inv_sqrt(c.dim), next());
-    layer.wv = random_matrix(w, kv_dim, c.dim, inv_sqrt(c.dim), next());
-    layer.wo = random_matrix(w, c.dim, q_dim, inv_sqrt(q_dim), next());
-    layer.w1 = random_matrix(w, c.ffn_dim, c.dim, inv_sqrt(c.dim), next());
-    layer.w3 = random_matrix(w, c.ffn_dim, c.dim, inv_sqrt(c.dim), next());
-    layer.w2 = random_matrix(w, c.dim, c.ffn_dim, inv_sqrt(c.ffn_dim), next());
+    layer.wq = random_matrix(w, q_dim, c.dim, inv_sqrt(c.dim), next(), p.wqkv);
+    layer.wk = random_matrix(w, kv_dim, c.dim, inv_sqrt(c.dim), next(), p.wqkv);
+    layer.wv = random_matrix(w, kv_dim, c.dim, inv_sqrt(c.dim), next(), p.wqkv);
+    layer.wo = random_matrix(w, c.dim, q_dim, inv_sqrt(q_dim), next(), p.wo);
+    layer.w1 = random_matrix(w, c.ffn_dim, c.dim, inv_sqrt(c.dim), next(), p.ff1_3);
+    layer.w3 = random_matrix(w, c.ffn_dim, c.dim, inv_sqrt(c.dim), next(), p.ff1_3);
+    layer.w2 = random_matrix(w, c.dim, c.ffn_dim, inv_sqrt(c.ffn_dim), next(), p.ff2);
     layer.attention_norm.assign(static_cast<size_t>(c.dim), 1.0f);
     layer.ffn_norm.assign(static_cast<size_t>(c.dim), 1.0f);
   }

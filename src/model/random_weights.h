@@ -3,6 +3,7 @@
 
 #include "model/model_config.h"
 #include "model/model_weights.h"
+#include "model/precision.h"
 
 namespace llama3::model {
 
@@ -18,6 +19,9 @@ namespace llama3::model {
 //    embedding matters: with embeddings of std 0.1 the input token's own row dominates the
 //    tied LM head and greedy decoding just repeats the last token;
 //  - other norms: 1.
-ModelWeights random_weights(const ModelConfig& config, uint64_t seed);
+// The values are generated in bf16 (the "checkpoint"), then each matrix is converted to the
+// format `precision` gives it, one matrix at a time.
+ModelWeights random_weights(const ModelConfig& config, uint64_t seed,
+                            const PrecisionMap& precision = precision_mode("bf16"));
 
 }  // namespace llama3::model

@@ -12,35 +12,11 @@
 #include "core/parallel.h"
 #include "model/checkpoint_loader.h"
 #include "model/random_weights.h"
+#include "model/forward_helpers.h"
 #include "tiny_model.h"
 
 namespace llama3::model {
 namespace {
-
-ModelConfig small_config() { return testing::tiny_config(300); }
-
-std::vector<int32_t> tokens(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = static_cast<int32_t>(rng() % 300);
-  return t;
-}
-
-std::vector<int32_t> identity_table(int64_t blocks) {
-  std::vector<int32_t> t(static_cast<size_t>(blocks));
-  std::iota(t.begin(), t.end(), 0);
-  return t;
-}
-
-// Logits at every position by one forward over the whole sequence.
-std::vector<float> full_logits(LlamaModel& m, const std::vector<int32_t>& seq, kernels::KvDType dtype) {
-  KvCache cache(m.config(), 64, 16, dtype);
-  const auto table = identity_table(64);
-  std::vector<float> logits;
-  const BatchItem item{seq, 0, table, true};
-  m.forward({&item, 1}, cache, logits);
-  return logits;
-}
 
 class ForwardKv : public ::testing::TestWithParam<kernels::KvDType> {};
 
