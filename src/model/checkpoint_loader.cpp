@@ -16,6 +16,8 @@
 #include "io/pth_file.h"
 #include "io/safetensors_file.h"
 #include "io/safetensors_folder.h"
+#include "model/gguf_checkpoint.h"
+#include "model/matrix_convert.h"
 #include "model/tensor_names.h"
 
 namespace llama3::model {
@@ -29,11 +31,47 @@ int64_t hf_row_of_meta_row(int64_t meta_row, int64_t head_dim) {
   return head * head_dim + (r % 2) * (head_dim / 2) + r / 2;
 }
 
-CheckpointFormat detect_checkpoint_format(const fs::path& dir) {
-  check(fs::is_directory(dir), "model folder {} does not exist", dir.string());
-  if (fs::exists(dir / "params.json")) return CheckpointFormat::Meta;
-  if (fs::exists(dir / "config.json")) return CheckpointFormat::HuggingFace;
-  fail("{}: neither params.json (Meta) nor config.json (Hugging Face) found", dir.string());
+fs::path gguf_file_of(const fs::path& path) {
+  if (fs::is_regular_file(path)) {
+    check(path.extension() == ".gguf", "{} is a file but not a .gguf; a model is a folder or a .gguf file",
+          path.string());
+    return path;
+  }
+  check(fs::is_directory(path), "model folder {} does not exist", path.string());
+  std::vector<fs::path> found;
+  for (const auto& e : fs::directory_iterator(path)) {
+    if (e.is_regular_file() && e.path().extension() == ".gguf") found.push_back(e.path());
+  }
+  std::sort(found.begin(), found.end());
+  check(!found.empty(), "{}: no .gguf file", path.string());
+  std::vector<std::string> names;
+  for (const auto& f : found) names.push_back(f.filename().string());
+  check(found.size() == 1, "{}: {} .gguf files ({}); name one with --model_dir FILE.gguf", path.string(), found.size(),
+        fmt::join(names, ", "));
+  return found.front();
+}
+
+bool is_gguf_source(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return path.extension() == ".gguf";
+  if (!fs::is_directory(path, ec) || fs::exists(path / "params.json", ec) || fs::exists(path / "config.json", ec)) {
+    return false;
+  }
+  for (const auto& e : fs::directory_iterator(path, ec)) {
+    if (e.path().extension() == ".gguf") return true;
+  }
+  return false;
+}
+
+CheckpointFormat detect_checkpoint_format(const fs::path& path) {
+  if (fs::is_regular_file(path)) return (gguf_file_of(path), CheckpointFormat::Gguf);
+  check(fs::is_directory(path), "model folder {} does not exist", path.string());
+  if (fs::exists(path / "params.json")) return CheckpointFormat::Meta;
+  if (fs::exists(path / "config.json")) return CheckpointFormat::HuggingFace;
+  for (const auto& e : fs::directory_iterator(path)) {
+    if (e.path().extension() == ".gguf") return CheckpointFormat::Gguf;
+  }
+  fail("{}: neither params.json (Meta), config.json (Hugging Face) nor a .gguf file found", path.string());
 }
 
 namespace {
@@ -71,9 +109,10 @@ class WeightBuilder {
  public:
   WeightBuilder(ModelWeights& w, PartFinder find) : w_(w), find_(std::move(find)) {}
 
-  // A [rows][cols] matrix from parts concatenated along `concat_dim`; `permuted_heads` > 0
-  // un-permutes Hugging Face q/k rows (head_dim = rows / permuted_heads).
-  Matrix matrix(const std::string& name, int64_t rows, int64_t cols, int concat_dim, int64_t permuted_heads = 0) {
+  // A [rows][cols] matrix from parts concatenated along `concat_dim`, in the format `precision`
+  // gives; `permuted_heads` > 0 un-permutes Hugging Face q/k rows (head_dim = rows / permuted_heads).
+  Matrix matrix(const std::string& name, int64_t rows, int64_t cols, int concat_dim, MatrixPrecision precision,
+                int64_t permuted_heads = 0) {
     const auto parts = find_(name);
     int64_t total_rows = 0, total_cols = 0;
     for (const TensorInfo* p : parts) {
@@ -94,11 +133,15 @@ class WeightBuilder {
     check(total_rows == rows && total_cols == cols, "tensor {} has shape [{}, {}] (over {} shard(s)); expected [{}, {}]",
           name, total_rows, total_cols, parts.size(), rows, cols);
     const TensorInfo& first = *parts.front();
-    const bool aligned = reinterpret_cast<uintptr_t>(first.data.data()) % 2 == 0;
-    if (parts.size() == 1 && first.dtype == DType::BF16 && permuted_heads == 0 && aligned) {
-      return {reinterpret_cast<const uint16_t*>(first.data.data()), rows, cols};  // zero-copy
+    if (parts.size() == 1 && permuted_heads == 0 && (first.dtype == DType::BF16 || first.dtype == DType::F32 ||
+                                                     first.dtype == DType::F16)) {
+      const GgmlType type = first.dtype == DType::BF16 ? GgmlType::BF16
+                            : first.dtype == DType::F16 ? GgmlType::F16 : GgmlType::F32;
+      return convert_matrix({name, type, first.data.data(), rows, cols}, precision, w_);  // in place when it can
     }
-    uint16_t* dst = w_.allocate(rows * cols);
+    // Merged shards or permuted rows: a bf16 copy first, then the precision's format.
+    AlignedBuffer scratch(static_cast<size_t>(rows * cols) * 2);
+    uint16_t* dst = reinterpret_cast<uint16_t*>(scratch.data());
     const int64_t head_dim = permuted_heads > 0 ? rows / permuted_heads : 0;
     parallel_for(static_cast<size_t>(rows), [&](size_t r0, size_t r1) {
       for (int64_t r = static_cast<int64_t>(r0); r < static_cast<int64_t>(r1); ++r) {
@@ -119,7 +162,8 @@ class WeightBuilder {
         }
       }
     });
-    return {dst, rows, cols};
+    const SourceMatrix src{name, GgmlType::BF16, scratch.data(), rows, cols};
+    return convert_scratch(std::move(scratch), src, precision, w_);
   }
 
   // A [n] vector (norms are replicated across shards: the first copy is used).
@@ -138,24 +182,29 @@ class WeightBuilder {
 };
 
 // Meta splits these along dim 0 across model-parallel shards, wo/w2 along dim 1.
-void build_weights(const ModelConfig& c, ModelWeights& w, WeightBuilder& b, const TensorNames& n) {
+void build_weights(const ModelConfig& c, ModelWeights& w, WeightBuilder& b, const TensorNames& n,
+                   const PrecisionMap& p) {
   const int64_t q_dim = c.n_heads * c.head_dim;
   const int64_t kv_dim = c.n_kv_heads * c.head_dim;
   const bool hf = n.style == NameStyle::HuggingFace;
-  w.tok_embeddings = b.matrix(n.embed, c.vocab_size, c.dim, 0);
-  w.output = c.tied_embeddings ? w.tok_embeddings : b.matrix(n.output, c.vocab_size, c.dim, 0);
+  if (c.tied_embeddings) {
+    w.tok_embeddings = w.output = b.matrix(n.embed, c.vocab_size, c.dim, 0, p.lm_head);
+  } else {
+    w.tok_embeddings = b.matrix(n.embed, c.vocab_size, c.dim, 0, embedding_precision());
+    w.output = b.matrix(n.output, c.vocab_size, c.dim, 0, p.lm_head);
+  }
   w.norm = b.vector(n.norm, c.dim);
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights& L = w.layers[static_cast<size_t>(l)];
     auto name = [&](LayerTensor t) { return n.layer(l, t); };
-    L.wq = b.matrix(name(LayerTensor::Wq), q_dim, c.dim, 0, hf ? c.n_heads : 0);
-    L.wk = b.matrix(name(LayerTensor::Wk), kv_dim, c.dim, 0, hf ? c.n_kv_heads : 0);
-    L.wv = b.matrix(name(LayerTensor::Wv), kv_dim, c.dim, 0);
-    L.wo = b.matrix(name(LayerTensor::Wo), c.dim, q_dim, 1);
-    L.w1 = b.matrix(name(LayerTensor::W1), c.ffn_dim, c.dim, 0);
-    L.w3 = b.matrix(name(LayerTensor::W3), c.ffn_dim, c.dim, 0);
-    L.w2 = b.matrix(name(LayerTensor::W2), c.dim, c.ffn_dim, 1);
+    L.wq = b.matrix(name(LayerTensor::Wq), q_dim, c.dim, 0, p.wqkv, hf ? c.n_heads : 0);
+    L.wk = b.matrix(name(LayerTensor::Wk), kv_dim, c.dim, 0, p.wqkv, hf ? c.n_kv_heads : 0);
+    L.wv = b.matrix(name(LayerTensor::Wv), kv_dim, c.dim, 0, p.wqkv);
+    L.wo = b.matrix(name(LayerTensor::Wo), c.dim, q_dim, 1, p.wo);
+    L.w1 = b.matrix(name(LayerTensor::W1), c.ffn_dim, c.dim, 0, p.ff1_3);
+    L.w3 = b.matrix(name(LayerTensor::W3), c.ffn_dim, c.dim, 0, p.ff1_3);
+    L.w2 = b.matrix(name(LayerTensor::W2), c.dim, c.ffn_dim, 1, p.ff2);
     L.attention_norm = b.vector(name(LayerTensor::AttentionNorm), c.dim);
     L.ffn_norm = b.vector(name(LayerTensor::FfnNorm), c.dim);
   }
@@ -178,7 +227,13 @@ std::vector<fs::path> meta_shard_files(const fs::path& dir) {
 
 }  // namespace
 
-LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> layers) {
+ModelConfig checkpoint_config(const fs::path& path) {
+  if (detect_checkpoint_format(path) == CheckpointFormat::Gguf) return config_from_gguf(io::GgufFile(gguf_file_of(path)));
+  return load_model_config(path);
+}
+
+LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> layers, const PrecisionMap& precision) {
+  if (detect_checkpoint_format(dir) == CheckpointFormat::Gguf) return load_gguf_checkpoint(gguf_file_of(dir), layers, precision);
   LoadedCheckpoint out{load_model_config(dir), {}, detect_checkpoint_format(dir)};
   ModelConfig& c = out.config;
   if (layers) truncate_layers(c, *layers);
@@ -193,7 +248,7 @@ LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> lay
       check(t != nullptr, "{}: checkpoint lacks tensor {}", dir.string(), name);
       return std::vector<const TensorInfo*>{t};
     });
-    build_weights(c, w, b, tensor_names(NameStyle::HuggingFace));
+    build_weights(c, w, b, tensor_names(NameStyle::HuggingFace), precision);
     out.shards = static_cast<int64_t>(folder->shard_count());
     return out;
   }
@@ -223,7 +278,7 @@ LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> lay
     }
     return parts;
   });
-  build_weights(c, w, b, tensor_names(NameStyle::Meta));
+  build_weights(c, w, b, tensor_names(NameStyle::Meta), precision);
   return out;
 }
 

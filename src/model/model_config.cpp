@@ -87,6 +87,10 @@ void ModelConfig::validate() const {
   check(norm_eps > 0 && rope_theta > 0, "model config: norm_eps and rope_theta must be positive");
   check(max_seq_len > 0 && max_seq_len <= 131072, "model config: max_seq_len {} not in 1..131072",
         max_seq_len);
+  check(rope_freq_divisors.empty() || static_cast<int64_t>(rope_freq_divisors.size()) == head_dim / 2,
+        "model config: {} RoPE frequency divisors for head_dim {} (expected {})", rope_freq_divisors.size(), head_dim,
+        head_dim / 2);
+  for (double d : rope_freq_divisors) check(d > 0 && std::isfinite(d), "model config: RoPE frequency divisor {} must be positive", d);
   if (rope_scaling.enabled) {
     check(rope_scaling.factor >= 1.0, "model config: rope scaling factor {} must be >= 1",
           rope_scaling.factor);

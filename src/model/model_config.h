@@ -32,6 +32,10 @@ struct ModelConfig {
   double norm_eps = 1e-5;
   double rope_theta = 500000.0;
   RopeScaling rope_scaling;
+  // Per-frequency divisors (freq_i = theta^(-2i/head_dim) / divisor_i), when a GGUF file's
+  // rope_freqs.weight holds factors that no Llama 3.1 scaling parameters reproduce; empty
+  // otherwise (rope_scaling applies).
+  std::vector<double> rope_freq_divisors;
   bool tied_embeddings = false;
   int64_t max_seq_len = 131072;
   // Llama 3.2 11B Vision: the text decoder's cross-attention layers (their count). They attend

@@ -61,12 +61,13 @@ std::optional<fs::path> resolve_model_dir(const std::optional<std::string>& mode
     if (llama_dir) {
       dir = *llama_dir;
     } else if (hf_model) {
-      dir = fs::is_directory(*hf_model) ? fs::path(*hf_model) : resolve_hf_repo_id(*hf_model);
+      dir = fs::exists(*hf_model) ? fs::path(*hf_model) : resolve_hf_repo_id(*hf_model);
     } else {
       return std::nullopt;
     }
   }
-  check(fs::is_directory(dir), "model folder {} does not exist", dir.string());
+  check(fs::is_directory(dir) || (fs::is_regular_file(dir) && dir.extension() == ".gguf"),
+        "model folder or .gguf file {} does not exist", dir.string());
   return dir;
 }
 

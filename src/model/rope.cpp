@@ -13,7 +13,9 @@ std::vector<double> rope_frequencies(const ModelConfig& c) {
   const double high_wavelen = static_cast<double>(s.original_max_position) / s.high_freq_factor;
   for (int64_t i = 0; i < half; ++i) {
     double f = std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
-    if (s.enabled) {
+    if (!c.rope_freq_divisors.empty()) {
+      f /= c.rope_freq_divisors[static_cast<size_t>(i)];
+    } else if (s.enabled) {
       const double wavelen = 2.0 * std::numbers::pi / f;
       if (wavelen > low_wavelen) {
         f /= s.factor;
