@@ -1,12 +1,66 @@
 #include "model/model_factory.h"
 
+#include <fmt/core.h>
+
 #include "core/error.h"
 #include "core/timer.h"
 #include "model/checkpoint_loader.h"
+#include "model/matrix_convert.h"
 #include "model/model_source.h"
 #include "model/random_weights.h"
+#include "model/weight_cache.h"
 
 namespace llama3::model {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* format_name(CheckpointFormat f) {
+  switch (f) {
+    case CheckpointFormat::Meta: return "meta";
+    case CheckpointFormat::HuggingFace: return "huggingface";
+    case CheckpointFormat::Gguf: return "gguf";
+  }
+  return "?";
+}
+
+// Worth caching: something was quantized or repacked, or the weights were generated. A bf16
+// checkpoint run in bf16 is used in place (or with q/k rows reordered), so a cache would only
+// duplicate it on disk.
+bool worth_caching(const ModelWeights& w, bool random) {
+  if (random) return true;
+  bool packed = w.tok_embeddings.format != kernels::WeightFormat::BF16 ||
+                w.output.format != kernels::WeightFormat::BF16;
+  for (const auto& L : w.layers) {
+    for (const Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w3, &L.w2}) {
+      packed = packed || m->format != kernels::WeightFormat::BF16;
+    }
+  }
+  return packed;
+}
+
+LoadedCheckpoint load_source(const std::optional<fs::path>& dir, const ModelRequest& r, const PrecisionMap& p) {
+  if (dir) return load_checkpoint(*dir, r.layers, p);
+  ModelConfig config = preset(r.preset);
+  if (r.layers) truncate_layers(config, *r.layers);
+  LoadedCheckpoint out{config, random_weights(config, r.seed, p), CheckpointFormat::HuggingFace};
+  return out;
+}
+
+}  // namespace
+
+PrecisionMap requested_precision(const ModelRequest& r, bool gguf_source) {
+  PrecisionMap p = make_precision(r.optimizations.value_or(gguf_source ? "native" : "performance"), r.precision);
+  const bool map_sets_kv = r.precision && r.precision->find("kv_cache") != std::string::npos;
+  if (r.kv_cache) {
+    check(*r.kv_cache == "bf16" || *r.kv_cache == "f32", "--kv_cache {} is not one of bf16, f32", *r.kv_cache);
+    const auto kv = *r.kv_cache == "f32" ? kernels::KvDType::F32 : kernels::KvDType::BF16;
+    check(!map_sets_kv || kv == p.kv_cache, "--kv_cache {} contradicts --precision's kv_cache", *r.kv_cache);
+    p.kv_cache = kv;
+  }
+  return p;
+}
 
 OpenedModel open_model(const ModelRequest& request) {
   OpenedModel out;
@@ -15,25 +69,65 @@ OpenedModel open_model(const ModelRequest& request) {
     check(*request.weights == "random" || *request.weights == "instruct" || *request.weights == "general",
           "--weights {} is not one of: random, instruct, general", *request.weights);
   }
-  std::optional<std::filesystem::path> dir;
+  std::optional<fs::path> dir;
   if (request.weights != "random") dir = resolve_model_dir(request.model_dir);
-  if (!dir) {
-    check(!request.weights || *request.weights == "random",
-          "--weights {} needs a checkpoint: set LLAMA_DIR (Meta folder), HF_MODEL (Hugging Face folder or "
-          "repo id) or --model_dir; or use --weights random",
-          *request.weights);
-    ModelConfig config = preset(request.preset);
-    if (request.layers) truncate_layers(config, *request.layers);
-    out.model = std::make_unique<LlamaModel>(config, random_weights(config, request.seed));
-    out.weights = "random";
-    out.format = "random";
+  check(dir || !request.weights || *request.weights == "random",
+        "--weights {} needs a checkpoint: set LLAMA_DIR (Meta folder), HF_MODEL (Hugging Face folder or "
+        "repo id) or --model_dir (a folder or a .gguf file); or use --weights random",
+        request.weights.value_or(""));
+  const bool gguf = dir && detect_checkpoint_format(*dir) == CheckpointFormat::Gguf;
+  out.precision = requested_precision(request, gguf);
+  out.weights = dir ? request.weights.value_or("instruct") : "random";
+  out.dir = dir;
+
+  std::optional<LoadedCheckpoint> loaded;
+  CacheLocation where;
+  if (request.weight_cache) {
+    where = cache_location({dir, request.preset, request.seed, request.layers, request.mesh}, out.precision);
+    for (const fs::path& path : {where.path, where.fallback_path}) {
+      std::string warning;
+      loaded = read_weight_cache(path, where.key, warning);
+      if (!warning.empty()) fmt::print(stderr, "warning: {}\n", warning);
+      if (loaded) {
+        out.cache = "loaded " + path.string();
+        break;
+      }
+    }
   } else {
-    LoadedCheckpoint ckpt = load_checkpoint(*dir, request.layers);
-    out.format = ckpt.format == CheckpointFormat::Meta ? "meta" : "huggingface";
-    out.model = std::make_unique<LlamaModel>(std::move(ckpt.config), std::move(ckpt.weights));
-    out.weights = request.weights.value_or("instruct");
-    out.dir = dir;
+    out.cache = "off";
   }
+  if (!loaded) {
+    {
+      ModelConfig shape = dir ? checkpoint_config(*dir) : preset(request.preset);
+      if (request.layers) truncate_layers(shape, *request.layers);
+      const ConversionProgress progress(fmt::format("converting weights ({})", out.precision.mode),
+                                        static_cast<double>(shape.parameter_count()));
+      loaded = load_source(dir, request, out.precision);
+    }
+    if (!request.weight_cache) {
+      // nothing to write
+    } else if (!worth_caching(loaded->weights, !dir)) {
+      out.cache = "not needed";
+    } else {
+      std::string error;
+      for (const fs::path& path : {where.path, where.fallback_path}) {
+        try {
+          write_weight_cache(path, where.key, *loaded);
+          out.cache = "written " + path.string();
+          error.clear();
+          break;
+        } catch (const std::exception& e) {
+          error = e.what();
+        }
+      }
+      if (!error.empty()) {
+        fmt::print(stderr, "warning: could not write the weight cache ({}); running without it\n", error);
+        out.cache = "not written: " + error;
+      }
+    }
+  }
+  out.format = dir ? format_name(loaded->format) : "random";
+  out.model = std::make_unique<LlamaModel>(std::move(loaded->config), std::move(loaded->weights));
   out.load_seconds = timer.seconds();
   return out;
 }

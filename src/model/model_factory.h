@@ -1,6 +1,7 @@
 #pragma once
-// Builds the model a command asks for: a checkpoint folder (LLAMA_DIR / HF_MODEL / --model_dir)
-// or deterministic random weights of a preset's shape.
+// Builds the model a command asks for: a checkpoint (LLAMA_DIR / HF_MODEL / --model_dir: a Meta
+// or Hugging Face folder, or a GGUF file) or deterministic random weights of a preset's shape,
+// in the precision mode asked for, through the weight cache.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "model/llama_model.h"
+#include "model/precision.h"
 
 namespace llama3::model {
 
@@ -17,16 +19,27 @@ struct ModelRequest {
   std::optional<int64_t> layers;           // keep the first N layers
   std::optional<std::string> model_dir;    // overrides LLAMA_DIR / HF_MODEL
   uint64_t seed = 0;                       // random weights
+  // performance | accuracy | bf16 | native; unset: native for GGUF files, performance otherwise.
+  std::optional<std::string> optimizations;
+  std::optional<std::string> precision;    // JSON overrides of single keys (precision.h)
+  std::optional<std::string> kv_cache;     // bf16 | f32 (--kv_cache); the precision's otherwise
+  bool weight_cache = true;
+  std::string mesh = "N150";
 };
 
 struct OpenedModel {
   std::unique_ptr<LlamaModel> model;
   std::string weights;  // random | instruct | general
-  std::optional<std::filesystem::path> dir;  // checkpoint folder, if any
-  std::string format;   // random | meta | huggingface
+  std::optional<std::filesystem::path> dir;  // checkpoint folder or file, if any
+  std::string format;   // random | meta | huggingface | gguf
+  PrecisionMap precision;
+  std::string cache;    // what the weight cache did: off | not needed | loaded PATH | written PATH | not written: ...
   double load_seconds = 0.0;
 };
 
 OpenedModel open_model(const ModelRequest& request);
+
+// The precision a request asks for, given the source's format (for the default mode).
+PrecisionMap requested_precision(const ModelRequest& request, bool gguf_source);
 
 }  // namespace llama3::model
