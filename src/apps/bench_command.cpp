@@ -1,22 +1,33 @@
-// `llama3 bench`: decode-step time of a model at several batch sizes, against the machine's
-// memory-bandwidth roofline measured in the same run. Batch-1 decode reads every weight once per
-// token, so it cannot beat bandwidth / weight bytes tokens per second.
+// `llama3 bench`: the engine's speed against the machine's limits, measured in the same run:
+//  - the limits: read bandwidth (vectorized, all threads) and the compute peak of each
+//    instruction the kernels use (register-only loops);
+//  - prefill of --prefill tokens (tokens/s, and the fraction of the compute peak of the
+//    instructions the mode's matrices run on);
+//  - batch-1 decode of --decode tokens (tokens/s, and the fraction of the bandwidth roofline:
+//    batch-1 decode reads every weight once per token, so it cannot beat bandwidth / bytes);
+//  - aggregate decode with each of --batch_sizes sequences.
+// Each figure is repeated --reps times; a repetition during which another process took CPU is
+// redone (this machine is shared), and best and median are reported.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <numeric>
 #include <random>
 
 #include "apps/cli_options.h"
 #include "apps/command.h"
+#include "core/cpu_usage.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/parallel.h"
 #include "core/timer.h"
+#include "kernels/compute_peak.h"
 #include "kernels/cpu_features.h"
 #include "kernels/memory_bandwidth.h"
-#include "model/kv_cache.h"
+#include "model/model_weights.h"
+#include "runtime/sequence_runner.h"
 
 namespace llama3::apps {
 namespace {
@@ -24,99 +35,225 @@ namespace {
 struct BenchOptions {
   ModelOptions model;
   std::string batch_sizes = "1,8,32";
-  int64_t context = 128;
-  int steps = 8;
-  std::string json_out;
+  int64_t context = 128;  // tokens in each sequence's cache before timed decode steps
+  int steps = 16;         // timed decode steps per batch size
+  int64_t prefill = 512;  // 0: skip
+  int64_t decode = 128;   // batch-1 decode tokens; 0: skip
+  int reps = 3;
+  std::optional<std::string> prompt_tokens;  // JSON list of ids (the peer benchmark's prompt)
+  std::optional<std::string> json_out;
 };
+
+struct Stats {
+  std::vector<double> values;  // one per repetition (higher is better)
+  int redone = 0;
+  double best() const { return values.empty() ? 0.0 : *std::max_element(values.begin(), values.end()); }
+  double median() const {
+    if (values.empty()) return 0.0;
+    std::vector<double> v = values;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  }
+  nlohmann::json to_json() const { return {{"best", best()}, {"median", median()}, {"all", values}, {"redone", redone}}; }
+};
+
+// Runs `fn` (returns a rate) `reps` times, each after waiting for idle CPUs; a repetition during
+// which other processes took more than 5% of a CPU is redone (up to 3 times).
+template <typename Fn>
+Stats measure(int reps, Fn&& fn) {
+  Stats s;
+  for (int r = 0; r < reps; ++r) {
+    for (int attempt = 0;; ++attempt) {
+      wait_for_idle(10.0);
+      const CpuSample before = cpu_sample();
+      const double value = fn();
+      if (!disturbed(before, cpu_sample()) || attempt == 3) {
+        s.values.push_back(value);
+        break;
+      }
+      ++s.redone;
+    }
+  }
+  return s;
+}
+
+// Operations and bytes of the matrix products per token, by the instruction they run on.
+struct ModelCost {
+  double bytes_per_token = 0;  // weights a decode step reads: every layer matrix and the LM head
+  double bf16_ops = 0;         // 2 x multiply-adds per token on bf16 weights (fp32 FMA kernels)
+  double int8_ops = 0;         // on 8-/4-bit weights (vpdpbusd kernels)
+};
+
+ModelCost model_cost(const model::ModelWeights& w) {
+  ModelCost c;
+  auto add = [&](const model::Matrix& m) {
+    c.bytes_per_token += static_cast<double>(m.bytes());
+    (m.format == kernels::WeightFormat::BF16 ? c.bf16_ops : c.int8_ops) += 2.0 * static_cast<double>(m.rows * m.cols);
+  };
+  for (const auto& L : w.layers) {
+    for (const model::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w3, &L.w2}) add(*m);
+  }
+  add(w.output);
+  return c;
+}
+
+std::vector<int32_t> bench_prompt(const BenchOptions& o, int64_t vocab, int64_t n) {
+  std::vector<int32_t> ids;
+  if (o.prompt_tokens) ids = parse_token_list(read_file(*o.prompt_tokens, "prompt token file"));
+  std::mt19937 rng(1);
+  while (static_cast<int64_t>(ids.size()) < n) {
+    ids.push_back(static_cast<int32_t>(rng() % static_cast<uint32_t>(std::min<int64_t>(vocab, 128000))));
+  }
+  for (int32_t id : ids) check(id < vocab, "prompt token {} is outside the vocabulary", id);
+  ids.resize(static_cast<size_t>(n));
+  return ids;
+}
 
 int run_bench(const BenchOptions& o) {
   o.model.apply_threads();
   const auto batches = parse_token_list(o.batch_sizes);
-  check(!batches.empty(), "--batch_sizes is empty");
   for (int32_t b : batches) check(b >= 1 && b <= 32, "--batch_sizes: {} is not in 1..32", b);
+  check(o.reps >= 1, "--reps must be positive");
+
+  wait_for_idle(10.0);
   const double bandwidth = kernels::measure_read_bandwidth(size_t{1} << 30, 5);
+  const kernels::ComputePeak peak = kernels::measure_compute_peak();
   const model::OpenedModel opened = model::open_model(o.model.request());
   model::LlamaModel& m = *opened.model;
   const model::ModelConfig& c = m.config();
-  // Bytes a decode step must read: every layer matrix and the LM head (the embedding lookup
-  // reads only one row per user).
-  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
-  const int64_t layer_params = 2 * c.dim * c.n_heads * c.head_dim + 2 * c.dim * kv_dim + 3 * c.dim * c.ffn_dim;
-  const double step_bytes = 2.0 * static_cast<double>(c.n_layers * layer_params + c.vocab_size * c.dim);
-  fmt::print("machine: {} threads, {} kernels, read bandwidth {:.1f} GB/s\n", thread_count(),
-             kernels::isa_name(kernels::active_isa()), bandwidth / 1e9);
-  fmt::print("model: {} ({} layers, {} weights), {:.2f} GB of bf16 weights read per decode step, loaded in {:.2f} s\n",
-             c.name, c.n_layers, opened.weights, step_bytes / 1e9, opened.load_seconds);
-  fmt::print("roofline at batch 1: {:.2f} tok/s ({:.1f} ms/token)\n\n", bandwidth / step_bytes,
-             1e3 * step_bytes / bandwidth);
-  fmt::print("{:>5} {:>10} {:>12} {:>12} {:>12} {:>10}\n", "batch", "ms/step", "tok/s/user", "tok/s", "weight GB/s",
-             "of limit");
-  nlohmann::json rows = nlohmann::json::array();
-  std::mt19937 rng(1);
-  for (int32_t batch : batches) {
-    const int64_t per_user = o.context + o.steps + 2;
-    constexpr int64_t kBlock = 32;
-    const int64_t blocks_per_user = (per_user + kBlock - 1) / kBlock;
-    model::KvCache cache(c, blocks_per_user * batch, kBlock,
-                         o.model.kv_cache == "f32" ? kernels::KvDType::F32 : kernels::KvDType::BF16);
-    std::vector<std::vector<int32_t>> tables(static_cast<size_t>(batch));
-    for (int32_t u = 0; u < batch; ++u) {
-      tables[static_cast<size_t>(u)].resize(static_cast<size_t>(blocks_per_user));
-      std::iota(tables[static_cast<size_t>(u)].begin(), tables[static_cast<size_t>(u)].end(), u * blocks_per_user);
-    }
+  const ModelCost cost = model_cost(m.weights());
+  // Time the products would take at the peak of their instructions (int8 falls back to fp32
+  // FMA on machines without VNNI).
+  const double int8_peak = peak.int8_dot_gops > 0 ? peak.int8_dot_gops : peak.fp32_fma_gflops;
+  const double ideal_s_per_token = cost.bf16_ops / (peak.fp32_fma_gflops * 1e9) + cost.int8_ops / (int8_peak * 1e9);
+
+  fmt::print("machine: {} threads, {} kernels, read bandwidth {:.1f} GB/s, peaks: fp32 FMA {:.0f} GFLOP/s, "
+             "vpdpbusd {:.0f} GOP/s, vdpbf16ps {:.0f} GFLOP/s\n",
+             thread_count(), kernels::isa_name(kernels::active_isa()), bandwidth / 1e9, peak.fp32_fma_gflops,
+             peak.int8_dot_gops, peak.bf16_dot_gflops);
+  fmt::print("model: {} ({} layers, {} weights), mode {} {}, {:.3f} GB of weights read per decode step, "
+             "loaded in {:.2f} s (weight cache: {})\n",
+             c.name, c.n_layers, opened.weights, opened.precision.mode, opened.precision.to_json(),
+             cost.bytes_per_token / 1e9, opened.load_seconds, opened.cache);
+  const double roofline = bandwidth / cost.bytes_per_token;
+  fmt::print("limits: batch-1 decode {:.2f} tok/s (bandwidth / bytes per token); prefill {:.1f} tok/s (compute peak)\n\n",
+             roofline, 1.0 / ideal_s_per_token);
+
+  nlohmann::json result = {
+      {"model", c.name}, {"layers", c.n_layers}, {"weights", opened.weights}, {"mode", opened.precision.mode},
+      {"precision", nlohmann::json::parse(opened.precision.to_json())}, {"threads", thread_count()},
+      {"isa", kernels::isa_name(kernels::active_isa())}, {"read_bandwidth_gb_per_s", bandwidth / 1e9},
+      {"peak_fp32_fma_gflops", peak.fp32_fma_gflops}, {"peak_vpdpbusd_gops", peak.int8_dot_gops},
+      {"peak_vdpbf16ps_gflops", peak.bf16_dot_gflops}, {"weight_bytes_per_token", cost.bytes_per_token},
+      {"load_seconds", opened.load_seconds}, {"weight_cache", opened.cache}};
+  const int64_t longest = std::max<int64_t>({o.prefill, o.context + 8}) + 1;
+  const std::vector<int32_t> prompt = bench_prompt(o, c.vocab_size, longest);
+  const int64_t vocab = c.vocab_size;
+
+  if (o.prefill > 0) {
+    runtime::SequenceRunner runner(m, 1, o.prefill, opened.precision.kv_cache);
     std::vector<float> logits;
-    std::vector<int32_t> prompt(static_cast<size_t>(o.context));
-    for (int32_t u = 0; u < batch; ++u) {  // fill each user's cache with `context` tokens
-      for (auto& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(std::min<int64_t>(c.vocab_size, 128000)));
-      const model::BatchItem item{prompt, 0, tables[static_cast<size_t>(u)], false};
-      m.forward({&item, 1}, cache, logits);
-    }
-    std::vector<int32_t> next(static_cast<size_t>(batch), 1);
-    std::vector<model::BatchItem> items;
-    double best_ms = 1e30, total_ms = 0.0;
-    for (int s = -1; s < o.steps; ++s) {  // step -1 warms up
-      items.clear();
-      for (int32_t u = 0; u < batch; ++u) {
-        items.push_back({std::span(&next[static_cast<size_t>(u)], 1), o.context + s + 1, tables[static_cast<size_t>(u)], false});
+    const std::span<const int32_t> tokens(prompt.data(), static_cast<size_t>(o.prefill));
+    const Stats s = measure(o.reps, [&] {
+      runner.reset();
+      const Timer t;
+      runner.prefill(0, tokens, o.prefill, false, logits);
+      return static_cast<double>(o.prefill) / t.seconds();
+    });
+    const double frac = s.best() * ideal_s_per_token;
+    fmt::print("prefill {} tokens: {:.1f} tok/s best, {:.1f} median ({:.0f}% of the compute peak){}\n", o.prefill,
+               s.best(), s.median(), 100 * frac, s.redone ? fmt::format(", {} disturbed reps redone", s.redone) : "");
+    result["prefill"] = {{"tokens", o.prefill}, {"tokens_per_s", s.to_json()}, {"fraction_of_compute_peak", frac}};
+  }
+  if (o.decode > 0) {
+    runtime::SequenceRunner runner(m, 1, o.context + o.decode + 1, opened.precision.kv_cache);
+    std::vector<float> logits;
+    const Stats s = measure(o.reps, [&] {
+      runner.reset();
+      runner.prefill(0, std::span(prompt.data(), static_cast<size_t>(o.context)), 512, false, logits);
+      int32_t next = runtime::argmax_row(logits, 0, vocab);
+      const Timer t;
+      for (int64_t i = 0; i < o.decode; ++i) {
+        runner.decode(std::span(&next, 1), logits);
+        next = runtime::argmax_row(logits, 0, vocab);
+      }
+      return static_cast<double>(o.decode) / t.seconds();
+    });
+    const double gbs = s.best() * cost.bytes_per_token / 1e9;
+    fmt::print("decode batch 1, {} tokens after {}: {:.2f} tok/s best, {:.2f} median; weights at {:.1f} GB/s = {:.0f}% "
+               "of the read bandwidth{}\n",
+               o.decode, o.context, s.best(), s.median(), gbs, 100 * gbs * 1e9 / bandwidth,
+               s.redone ? fmt::format(", {} disturbed reps redone", s.redone) : "");
+    result["decode"] = {{"tokens", o.decode}, {"context", o.context}, {"tokens_per_s", s.to_json()},
+                        {"weight_gb_per_s", gbs}, {"fraction_of_bandwidth", gbs * 1e9 / bandwidth}};
+  }
+
+  fmt::print("\n{:>5} {:>10} {:>12} {:>12} {:>12} {:>10} {:>10}\n", "batch", "ms/step", "tok/s/user", "tok/s",
+             "weight GB/s", "of bandw.", "of peak");
+  nlohmann::json rows = nlohmann::json::array();
+  for (int32_t batch : batches) {
+    runtime::SequenceRunner runner(m, batch, o.context + o.steps + 1, opened.precision.kv_cache);
+    std::vector<float> logits;
+    std::vector<int32_t> next(static_cast<size_t>(batch));
+    const Stats s = measure(o.reps, [&] {
+      runner.reset();
+      for (int32_t u = 0; u < batch; ++u) {  // each user its own slice of the prompt stream
+        const size_t off = static_cast<size_t>(u) % 7;
+        runner.prefill(u, std::span(prompt).subspan(off, static_cast<size_t>(o.context)), 512, false, logits);
+        next[static_cast<size_t>(u)] = runtime::argmax_row(logits, 0, vocab);
       }
       const Timer t;
-      m.forward(items, cache, logits);
-      const double ms = t.ms();
-      if (s >= 0) best_ms = std::min(best_ms, ms), total_ms += ms;
-    }
-    const double mean_ms = total_ms / o.steps;
-    const double gbs = step_bytes / (mean_ms / 1e3) / 1e9;
-    fmt::print("{:>5} {:>10.1f} {:>12.2f} {:>12.1f} {:>12.1f} {:>9.0f}%\n", batch, mean_ms, 1e3 / mean_ms,
-               1e3 * batch / mean_ms, gbs, 100.0 * gbs * 1e9 / bandwidth);
-    rows.push_back({{"batch", batch}, {"ms_per_step_mean", mean_ms}, {"ms_per_step_best", best_ms},
-                    {"tokens_per_s_per_user", 1e3 / mean_ms}, {"tokens_per_s", 1e3 * batch / mean_ms},
-                    {"weight_gb_per_s", gbs}, {"fraction_of_bandwidth", gbs * 1e9 / bandwidth}});
+      for (int step = 0; step < o.steps; ++step) {
+        runner.decode(next, logits);
+        for (int32_t u = 0; u < batch; ++u) next[static_cast<size_t>(u)] = runtime::argmax_row(logits, u, vocab);
+      }
+      return static_cast<double>(o.steps) * batch / t.seconds();  // aggregate tokens/s
+    });
+    const double tps = s.best();
+    const double ms = 1e3 * batch / tps;
+    const double gbs = cost.bytes_per_token * tps / batch / 1e9;
+    const double of_peak = tps * ideal_s_per_token;
+    fmt::print("{:>5} {:>10.1f} {:>12.2f} {:>12.1f} {:>12.1f} {:>9.0f}% {:>9.0f}%\n", batch, ms, tps / batch, tps, gbs,
+               100 * gbs * 1e9 / bandwidth, 100 * of_peak);
+    rows.push_back({{"batch", batch}, {"tokens_per_s", s.to_json()}, {"ms_per_step_best", ms},
+                    {"tokens_per_s_per_user", tps / batch}, {"weight_gb_per_s", gbs},
+                    {"fraction_of_bandwidth", gbs * 1e9 / bandwidth}, {"fraction_of_compute_peak", of_peak}});
   }
-  if (!o.json_out.empty()) {
-    std::ofstream out(o.json_out);
-    check(static_cast<bool>(out), "cannot write {}", o.json_out);
-    out << nlohmann::json{{"model", c.name}, {"layers", c.n_layers}, {"threads", thread_count()},
-                          {"isa", kernels::isa_name(kernels::active_isa())}, {"read_bandwidth_gb_per_s", bandwidth / 1e9},
-                          {"weight_bytes_per_step", step_bytes}, {"context", o.context}, {"load_seconds", opened.load_seconds},
-                          {"rows", rows}}.dump(2)
-        << "\n";
+  result["context"] = o.context;
+  result["batches"] = rows;
+  if (o.json_out) {
+    std::ofstream out(*o.json_out);
+    check(static_cast<bool>(out), "cannot write {}", *o.json_out);
+    out << result.dump(2) << "\n";
   }
   return 0;
 }
 
-const CommandRegistrar kRegistrar{"bench", "decode step time vs the memory-bandwidth roofline", [](CLI::App& app) {
-                                    auto o = std::make_shared<BenchOptions>();
-                                    o->model.add_to(app);
-                                    app.add_option("--batch_sizes", o->batch_sizes, "e.g. 1,8,32")->capture_default_str();
-                                    app.add_option("--context", o->context, "tokens in each user's cache")
-                                        ->check(CLI::PositiveNumber)
-                                        ->capture_default_str();
-                                    app.add_option("--steps", o->steps, "timed decode steps per batch size")
-                                        ->check(CLI::PositiveNumber)
-                                        ->capture_default_str();
-                                    app.add_option("--json", o->json_out, "also write the figures as JSON");
-                                    return [o] { return run_bench(*o); };
-                                  }};
+const CommandRegistrar kRegistrar{
+    "bench", "prefill and decode speed against the machine's measured bandwidth and compute peaks",
+    [](CLI::App& app) {
+      auto o = std::make_shared<BenchOptions>();
+      o->model.add_to(app);
+      app.add_option("--batch_sizes", o->batch_sizes, "aggregate decode with these many sequences, e.g. 1,8,32")
+          ->capture_default_str();
+      app.add_option("--context", o->context, "tokens in each sequence's cache before the timed decode")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
+      app.add_option("--steps", o->steps, "timed decode steps per batch size")->check(CLI::PositiveNumber)
+          ->capture_default_str();
+      app.add_option("--prefill", o->prefill, "prompt tokens of the prefill measurement (0: skip)")
+          ->check(CLI::NonNegativeNumber)
+          ->capture_default_str();
+      app.add_option("--decode", o->decode, "tokens of the batch-1 decode measurement (0: skip)")
+          ->check(CLI::NonNegativeNumber)
+          ->capture_default_str();
+      app.add_option("--reps", o->reps, "repetitions of each measurement (best and median)")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
+      app.add_option("--prompt_tokens", o->prompt_tokens, "JSON list of prompt token ids (default: random ids, seed 1)");
+      app.add_option("--json", o->json_out, "also write the figures as JSON");
+      return [o] { return run_bench(*o); };
+    }};
 
 }  // namespace
 }  // namespace llama3::apps

@@ -20,8 +20,17 @@ void ModelOptions::add_to(CLI::App& app) {
   app.add_option("--model_dir", model_dir, "checkpoint folder (Meta or Hugging Face); overrides LLAMA_DIR/HF_MODEL");
   app.add_option("--seed_weights", seed, "seed of the random weights")->capture_default_str();
   app.add_option("--threads", threads, "worker threads (0: all cores)")->check(CLI::NonNegativeNumber);
-  app.add_option("--kv_cache", kv_cache, "KV cache precision")
-      ->check(CLI::IsMember({"bf16", "f32"}))
+  app.add_option("--kv_cache", kv_cache, "KV cache precision: bf16 (default) | f32")
+      ->check(CLI::IsMember({"bf16", "f32"}));
+  app.add_option("--optimizations", optimizations,
+                 "weight formats: performance (4-bit MLP w1/w3, 8-bit rest) | accuracy (8-bit) | bf16 | native "
+                 "(as stored); default: native for GGUF files, performance otherwise")
+      ->check(CLI::IsMember({"performance", "accuracy", "bf16", "native"}));
+  app.add_option("--precision", precision,
+                 "per-matrix overrides as JSON, e.g. {\"ff1_3\":\"q4\",\"ff2\":\"q8\",\"wqkv\":\"q8\",\"wo\":\"q8\","
+                 "\"lm_head\":\"q8\",\"kv_cache\":\"bf16\"} (values bf16|q8|q4|native)");
+  app.add_option("--weight_cache", weight_cache, "on: convert once, then map the cache | off")
+      ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
 }
 
@@ -32,6 +41,11 @@ model::ModelRequest ModelOptions::request() const {
   r.layers = layers;
   r.model_dir = model_dir;
   r.seed = seed;
+  r.optimizations = optimizations;
+  r.precision = precision;
+  r.kv_cache = kv_cache;
+  r.weight_cache = weight_cache == "on";
+  r.mesh = mesh;
   return r;
 }
 

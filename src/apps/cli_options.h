@@ -17,7 +17,11 @@ struct ModelOptions {
   std::optional<std::string> model_dir;
   uint64_t seed = 0;
   int threads = 0;  // 0: all cores
-  std::string kv_cache = "bf16";
+  std::optional<std::string> kv_cache;
+  std::optional<std::string> optimizations;
+  std::optional<std::string> precision;
+  std::string weight_cache = "on";
+  std::string mesh = "N150";  // the weight cache's folder (the demo's --FAKE_DEVICE)
 
   void add_to(CLI::App& app);
   model::ModelRequest request() const;

@@ -13,6 +13,7 @@
 #include "apps/demo_report.h"
 #include "apps/tokenizer_location.h"
 #include "core/error.h"
+#include "core/user_cache.h"
 #include "core/parallel.h"
 #include "model/model_source.h"
 #include "runtime/batch_generator.h"
@@ -43,11 +44,7 @@ void parse_page_params(const std::string& text, runtime::GenerationOptions& g) {
   check(g.block_size <= 4096 && g.num_blocks <= (int64_t{1} << 22), "--page_params: values too large");
 }
 
-fs::path url_cache_dir() {
-  if (const char* d = std::getenv("LLAMA3_CACHE")) return fs::path(d) / "contexts";
-  if (const char* home = std::getenv("HOME")) return fs::path(home) / ".cache" / "llama3" / "contexts";
-  return fs::temp_directory_path() / "llama3-contexts";
-}
+fs::path url_cache_dir() { return user_cache_root() / "contexts"; }
 
 std::string quoted_piece(const std::string& text) {
   std::string out;
@@ -63,18 +60,19 @@ int run_demo(const DemoOptions& o) {
   ModelOptions model_options = o.model;
   const auto model_dir = o.model.weights == "random" ? std::nullopt : model::resolve_model_dir(o.model.model_dir);
   if (!model_dir && !model_options.layers) model_options.layers = 2;
+  model_options.mesh = o.fake_device;
   model::OpenedModel opened = model::open_model(model_options.request());
   model::LlamaModel& m = *opened.model;
   const model::ModelConfig& c = m.config();
-  fmt::print("Loaded {} ({} weights, {} layers) in {:.2f} s\n", c.name, opened.weights, c.n_layers,
-             opened.load_seconds);
+  fmt::print("Loaded {} ({} weights, {} layers, {} mode: {}) in {:.2f} s; weight cache: {}\n", c.name, opened.weights,
+             c.n_layers, opened.precision.mode, opened.precision.to_json(), opened.load_seconds, opened.cache);
   if (!model_dir && !o.model.layers) {
     fmt::print("(embedded default: random weights, {} layers; run the full model with --layers {})\n", c.n_layers,
                model::preset(c.name).n_layers);
   }
 
-  const auto tokenizer = tokenizer::Tokenizer::load(resolve_tokenizer_path(
-      o.tokenizer ? std::optional<fs::path>(*o.tokenizer) : std::nullopt, model_dir));
+  const auto tokenizer = load_tokenizer(
+      o.tokenizer ? std::optional<fs::path>(*o.tokenizer) : std::nullopt, model_dir);
 
   // Prompts: rotated over batch_size * repeat_batches users.
   const fs::path prompt_path = o.input_prompts ? fs::path(*o.input_prompts)
@@ -129,15 +127,16 @@ int run_demo(const DemoOptions& o) {
   g.stress_test = o.stress_test;
   g.prefill_chunk = o.prefill_chunk;
   g.start_pos = o.start_pos;
-  g.kv_dtype = o.model.kv_cache == "f32" ? kernels::KvDType::F32 : kernels::KvDType::BF16;
+  g.kv_dtype = opened.precision.kv_cache;
   const std::string mode = o.continuous_batching ? "continuous batching" : "static batches";
   run.config = {{"model", c.name},           {"weights", opened.weights},     {"layers", c.n_layers},
                 {"batch_size", o.batch_size}, {"threads", thread_count()},     {"mode", mode},
                 {"paged_attention", o.paged_attention}, {"max_seq_len", o.max_seq_len},
-                {"max_generated_tokens", o.max_generated_tokens}, {"optimizations", o.optimizations},
+                {"max_generated_tokens", o.max_generated_tokens}, {"optimizations", opened.precision.mode},
                 {"device", o.fake_device}, {"instruct", o.instruct}, {"users", n_users},
                 {"sampling", nlohmann::json::parse(o.sampling_params)}};
   run.load_seconds = opened.load_seconds;
+  run.weight_cache = opened.cache;
   run.stress_test = o.stress_test;
   fmt::print("Running {} users ({} x {}), {}, {} KV cache, sampling {}\n", n_users, o.repeat_batches, o.batch_size,
              mode, o.paged_attention ? "paged" : "contiguous", o.sampling_params);
@@ -192,9 +191,9 @@ int run_demo(const DemoOptions& o) {
   if (o.tsu_check) {
     const fs::path table_path = o.tsu_targets ? fs::path(*o.tsu_targets) : fs::path(LLAMA3_DEMO_DIR) / "tsu_targets.json";
     const auto table = runtime::load_tsu_targets(table_path);
-    const auto target = runtime::find_tsu_target(table, c.name, static_cast<int>(c.n_layers), o.batch_size, o.optimizations);
+    const auto target = runtime::find_tsu_target(table, c.name, static_cast<int>(c.n_layers), o.batch_size, opened.precision.mode);
     check(target.has_value(), "--tsu_check: no target for model {} layers {} batch {} optimizations {} in {}", c.name,
-          c.n_layers, o.batch_size, o.optimizations, table_path.string());
+          c.n_layers, o.batch_size, opened.precision.mode, table_path.string());
     const auto tsu = per_iteration_tsu(run.iterations);
     const auto result = runtime::check_tsu(*target, tsu);
     fmt::print("TSU check: {} of {} iterations outside [{:.2f}, {:.2f}] tok/s/user: {}\n", result.outside, result.total,

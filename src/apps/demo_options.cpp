@@ -25,10 +25,7 @@ void DemoOptions::add_to(CLI::App& app) {
   app.add_option("--start_pos", start_pos, "absolute position of every prompt's first token (RoPE offset)")
       ->check(CLI::Range(int64_t{0}, int64_t{131070}))
       ->capture_default_str();
-  app.add_option("--optimizations", optimizations, "performance (4-bit blocks) | accuracy (8-bit blocks)")
-      ->check(CLI::IsMember({"performance", "accuracy"}))
-      ->capture_default_str();
-  app.add_option("--FAKE_DEVICE", fake_device, "mesh preset N150|N300|T3K|TG (accepted; meshes come later)")
+  app.add_option("--FAKE_DEVICE", fake_device, "mesh preset N150|N300|T3K|TG (names the weight cache folder; meshes come later)")
       ->check(CLI::IsMember({"N150", "N300", "T3K", "TG"}))
       ->capture_default_str();
   app.add_option("--report", report, "write the full report as JSON");

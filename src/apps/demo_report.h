@@ -21,6 +21,7 @@ struct DemoUser {
 struct DemoRun {
   nlohmann::json config;  // model, weights, layers, batch, threads, mode, ...
   double load_seconds = 0.0;
+  std::string weight_cache;  // what the weight cache did (model_factory.h)
   std::vector<DemoUser> users;
   std::vector<runtime::IterationStat> iterations;
   runtime::GenerationStats stats;

@@ -39,8 +39,7 @@ std::vector<int32_t> prompt_tokens(const GenerateOptions& o, std::optional<token
   check(o.tokens.empty() != !o.prompt.has_value(), "give the prompt with either --tokens \"128000,2028,374\" or --prompt TEXT");
   if (!o.prompt) return parse_token_list(o.tokens);
   const auto dir = o.model.weights == "random" ? std::nullopt : model::resolve_model_dir(o.model.model_dir);
-  tok.emplace(tokenizer::Tokenizer::load(
-      resolve_tokenizer_path(o.tokenizer ? std::optional<std::filesystem::path>(*o.tokenizer) : std::nullopt, dir)));
+  tok.emplace(load_tokenizer(o.tokenizer ? std::optional<std::filesystem::path>(*o.tokenizer) : std::nullopt, dir));
   if (!o.chat) return tok->encode(*o.prompt, true, false);
   const tokenizer::ChatMessage dialog[] = {{"user", *o.prompt}};
   return tokenizer::encode_dialog(*tok, dialog);
@@ -63,7 +62,7 @@ int run_generate(const GenerateOptions& o) {
 
   constexpr int64_t kBlock = 32;
   model::KvCache cache(c, (total + kBlock - 1) / kBlock, kBlock,
-                       o.model.kv_cache == "f32" ? kernels::KvDType::F32 : kernels::KvDType::BF16);
+                       opened.precision.kv_cache);
   std::vector<int32_t> table(static_cast<size_t>(cache.num_blocks()));
   for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);
 

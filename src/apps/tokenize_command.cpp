@@ -28,7 +28,7 @@ struct TokenizerOptions {
     app.add_option("--model", model, "model folder whose tokenizer to use");
   }
   tokenizer::Tokenizer load() const {
-    return tokenizer::Tokenizer::load(resolve_tokenizer_path(tokenizer, model));
+    return load_tokenizer(tokenizer, model);
   }
 };
 

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "model/checkpoint_loader.h"
 
 namespace llama3::apps {
 
@@ -34,6 +35,37 @@ fs::path resolve_tokenizer_path(const std::optional<fs::path>& explicit_path,
         "pass --tokenizer PATH",
         model_dir ? " in " + model_dir->string() : std::string(), fallback.string());
   return fallback;
+}
+
+tokenizer::VocabArrays gguf_vocab_arrays(const io::GgufFile& f) {
+  tokenizer::VocabArrays v;
+  v.model = f.get_string("tokenizer.ggml.model");
+  v.pre = f.find_string("tokenizer.ggml.pre").value_or("");
+  v.tokens = f.get_string_array("tokenizer.ggml.tokens");
+  for (int64_t t : f.get_int_array("tokenizer.ggml.token_type")) {
+    check(t >= INT32_MIN && t <= INT32_MAX, "{}: tokenizer.ggml.token_type value {} out of range", f.path().string(), t);
+    v.token_types.push_back(static_cast<int32_t>(t));
+  }
+  v.merges = f.get_string_array("tokenizer.ggml.merges");
+  auto id = [&](const char* key) -> std::optional<int32_t> {
+    const auto value = f.find_int(key);
+    if (!value) return std::nullopt;
+    check(*value >= 0 && *value <= INT32_MAX, "{}: {} = {} is not a token id", f.path().string(), key, *value);
+    return static_cast<int32_t>(*value);
+  };
+  v.bos_id = id("tokenizer.ggml.bos_token_id");
+  v.eos_id = id("tokenizer.ggml.eos_token_id");
+  v.pad_id = id("tokenizer.ggml.padding_token_id");
+  v.chat_template = f.find_string("tokenizer.chat_template").value_or("");
+  return v;
+}
+
+tokenizer::Tokenizer load_tokenizer(const std::optional<fs::path>& explicit_path, const std::optional<fs::path>& model_dir) {
+  if (!explicit_path && model_dir && model::is_gguf_source(*model_dir)) {
+    const io::GgufFile file(model::gguf_file_of(*model_dir));
+    if (file.has("tokenizer.ggml.tokens")) return tokenizer::Tokenizer::from_vocab(gguf_vocab_arrays(file));
+  }
+  return tokenizer::Tokenizer::load(resolve_tokenizer_path(explicit_path, model_dir));
 }
 
 }  // namespace llama3::apps

@@ -3,6 +3,9 @@
 #include <filesystem>
 #include <optional>
 
+#include "io/gguf_file.h"
+#include "tokenizer/tokenizer.h"
+
 namespace llama3::apps {
 
 // The explicit path if given; else model_dir/tokenizer.json, model_dir/tokenizer.model or
@@ -13,5 +16,13 @@ namespace llama3::apps {
 std::filesystem::path resolve_tokenizer_path(
     const std::optional<std::filesystem::path>& explicit_path,
     const std::optional<std::filesystem::path>& model_dir);
+
+// The tokenizer a command uses: the explicit file if given; else, for a GGUF model, the
+// vocabulary inside the GGUF file (tokenizer.ggml.*); else the file resolve_tokenizer_path finds.
+tokenizer::Tokenizer load_tokenizer(const std::optional<std::filesystem::path>& explicit_path,
+                                    const std::optional<std::filesystem::path>& model_dir);
+
+// The vocabulary arrays of a GGUF file's tokenizer.ggml.* keys (views into `file`).
+tokenizer::VocabArrays gguf_vocab_arrays(const io::GgufFile& file);
 
 }  // namespace llama3::apps

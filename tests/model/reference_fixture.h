@@ -188,7 +188,8 @@ inline std::string join_tokens(const std::vector<int32_t>& tokens) {
 
 // Runs the CLI with the given model folder and prompt, asking for max_generated tokens and the
 // logits (at every prompt position when logits_all). extra_flags are appended verbatim (e.g.
-// "--kv_cache f32"). With dir_variable ("LLAMA_DIR" or "HF_MODEL") the folder is given through
+// "--kv_cache f32"); the weights run in bf16 (--optimizations bf16: the checkpoint's own values)
+// unless extra_flags names another mode. With dir_variable ("LLAMA_DIR" or "HF_MODEL") the folder is given through
 // that environment variable instead of --model_dir. Throws std::runtime_error with the CLI's
 // stderr when it fails.
 inline EngineRun run_engine(const fs::path& model_dir, const std::vector<int32_t>& tokens, int max_generated,
@@ -203,7 +204,9 @@ inline EngineRun run_engine(const fs::path& model_dir, const std::vector<int32_t
                           " --tokens " + detail::shell_quote(join_tokens(tokens)) +
                           " --max_generated_tokens " + std::to_string(max_generated) +
                           " --logits_out " + detail::shell_quote(logits_file.string()) +
-                          (logits_all ? " --logits_all true" : "") + " " + extra_flags;
+                          (logits_all ? " --logits_all true" : "") +
+                          (extra_flags.find("--optimizations") == std::string::npos ? " --optimizations bf16 " : " ") +
+                          extra_flags;
   const CommandResult r = run_command(cmd);
   if (r.exit_code != 0) {
     throw std::runtime_error(fmt::format("llama3 generate failed (exit {}) on {}:\n{}", r.exit_code,
