@@ -40,6 +40,8 @@ struct BenchOptions {
   int64_t prefill = 512;  // 0: skip
   int64_t decode = 128;   // batch-1 decode tokens; 0: skip
   int reps = 3;
+  double idle_wait = 10.0;  // seconds to wait for idle CPUs before each repetition
+  int max_redo = 3;         // redos of a disturbed repetition
   std::optional<std::string> prompt_tokens;  // JSON list of ids (the peer benchmark's prompt)
   std::optional<std::string> json_out;
 };
@@ -58,16 +60,21 @@ struct Stats {
 };
 
 // Runs `fn` (returns a rate) `reps` times, each after waiting for idle CPUs; a repetition during
-// which other processes took more than 5% of a CPU is redone (up to 3 times).
+// which other processes took more than 5% of a CPU is redone (up to max_redo times).
+struct Hygiene {
+  double idle_wait = 10.0;
+  int max_redo = 3;
+};
+
 template <typename Fn>
-Stats measure(int reps, Fn&& fn) {
+Stats measure(int reps, const Hygiene& h, Fn&& fn) {
   Stats s;
   for (int r = 0; r < reps; ++r) {
     for (int attempt = 0;; ++attempt) {
-      wait_for_idle(10.0);
+      if (h.idle_wait > 0) wait_for_idle(h.idle_wait);
       const CpuSample before = cpu_sample();
       const double value = fn();
-      if (!disturbed(before, cpu_sample()) || attempt == 3) {
+      if (!disturbed(before, cpu_sample()) || attempt >= h.max_redo) {
         s.values.push_back(value);
         break;
       }
@@ -115,7 +122,8 @@ int run_bench(const BenchOptions& o) {
   for (int32_t b : batches) check(b >= 1 && b <= 32, "--batch_sizes: {} is not in 1..32", b);
   check(o.reps >= 1, "--reps must be positive");
 
-  wait_for_idle(10.0);
+  const Hygiene hygiene{o.idle_wait, o.max_redo};
+  if (o.idle_wait > 0) wait_for_idle(o.idle_wait);
   const double bandwidth = kernels::measure_read_bandwidth(size_t{1} << 30, 5);
   const kernels::ComputePeak peak = kernels::measure_compute_peak();
   const model::OpenedModel opened = model::open_model(o.model.request());
@@ -154,7 +162,7 @@ int run_bench(const BenchOptions& o) {
     runtime::SequenceRunner runner(m, 1, o.prefill, opened.precision.kv_cache);
     std::vector<float> logits;
     const std::span<const int32_t> tokens(prompt.data(), static_cast<size_t>(o.prefill));
-    const Stats s = measure(o.reps, [&] {
+    const Stats s = measure(o.reps, hygiene, [&] {
       runner.reset();
       const Timer t;
       runner.prefill(0, tokens, o.prefill, false, logits);
@@ -168,7 +176,7 @@ int run_bench(const BenchOptions& o) {
   if (o.decode > 0) {
     runtime::SequenceRunner runner(m, 1, o.context + o.decode + 1, opened.precision.kv_cache);
     std::vector<float> logits;
-    const Stats s = measure(o.reps, [&] {
+    const Stats s = measure(o.reps, hygiene, [&] {
       runner.reset();
       runner.prefill(0, std::span(prompt.data(), static_cast<size_t>(o.context)), 512, false, logits);
       int32_t next = runtime::argmax_row(logits, 0, vocab);
@@ -195,7 +203,7 @@ int run_bench(const BenchOptions& o) {
     runtime::SequenceRunner runner(m, batch, o.context + o.steps + 1, opened.precision.kv_cache);
     std::vector<float> logits;
     std::vector<int32_t> next(static_cast<size_t>(batch));
-    const Stats s = measure(o.reps, [&] {
+    const Stats s = measure(o.reps, hygiene, [&] {
       runner.reset();
       for (int32_t u = 0; u < batch; ++u) {  // each user its own slice of the prompt stream
         const size_t off = static_cast<size_t>(u) % 7;
@@ -249,6 +257,12 @@ const CommandRegistrar kRegistrar{
           ->capture_default_str();
       app.add_option("--reps", o->reps, "repetitions of each measurement (best and median)")
           ->check(CLI::PositiveNumber)
+          ->capture_default_str();
+      app.add_option("--idle_wait", o->idle_wait, "seconds to wait for idle CPUs before each repetition (0: none)")
+          ->check(CLI::NonNegativeNumber)
+          ->capture_default_str();
+      app.add_option("--max_redo", o->max_redo, "times a repetition disturbed by another process is redone")
+          ->check(CLI::NonNegativeNumber)
           ->capture_default_str();
       app.add_option("--prompt_tokens", o->prompt_tokens, "JSON list of prompt token ids (default: random ids, seed 1)");
       app.add_option("--json", o->json_out, "also write the figures as JSON");
