@@ -14,6 +14,7 @@
 #include "model/kv_cache.h"
 #include "model/llama_model.h"
 #include "model/model_source.h"
+#include "runtime/logit_stats.h"
 #include "tokenizer/tokenizer.h"
 
 namespace llama3::apps {
@@ -28,6 +29,7 @@ struct GenerateOptions {
   int64_t max_generated_tokens = 16;
   std::string logits_out;
   bool logits_all = false;
+  int logits_top = 0;  // > 0: write only the top-k (id, logit) pairs of each row
   int64_t prefill_chunk = 512;
 };
 
@@ -103,15 +105,23 @@ int run_generate(const GenerateOptions& o) {
   if (!o.logits_out.empty()) {
     std::ofstream out(o.logits_out);
     check(static_cast<bool>(out), "cannot write {}", o.logits_out);
+    // One row as the full vocabulary, or as its top-k {"ids": [...], "logits": [...]}.
+    auto row_json = [&](std::span<const float> row) -> nlohmann::json {
+      if (o.logits_top <= 0) return std::vector<float>(row.begin(), row.end());
+      const std::vector<int32_t> ids = runtime::top_k_ids(row, o.logits_top);
+      std::vector<float> values;
+      for (int32_t id : ids) values.push_back(row[static_cast<size_t>(id)]);
+      return {{"ids", ids}, {"logits", values}};
+    };
     nlohmann::json j;
     if (o.logits_all) {
       j = nlohmann::json::array();
       for (size_t r = 0; r < prompt.size(); ++r) {
-        j.push_back(std::vector<float>(all_logits.begin() + static_cast<int64_t>(r) * c.vocab_size,
-                                       all_logits.begin() + static_cast<int64_t>(r + 1) * c.vocab_size));
+        j.push_back(row_json(std::span<const float>(all_logits).subspan(r * static_cast<size_t>(c.vocab_size),
+                                                                        static_cast<size_t>(c.vocab_size))));
       }
     } else {
-      j = last;
+      j = row_json(last);
     }
     out << j.dump() << "\n";
   }
@@ -136,6 +146,9 @@ const CommandRegistrar kRegistrar{
           ->check(CLI::NonNegativeNumber)
           ->capture_default_str();
       app.add_option("--logits_out", o->logits_out, "write the logits at the last prompt position (JSON array)");
+      app.add_option("--logits_top", o->logits_top,
+                     "with --logits_out: only each row's K largest logits, as {\"ids\": [...], \"logits\": [...]}")
+          ->check(CLI::NonNegativeNumber);
       app.add_option("--logits_all", o->logits_all, "with --logits_out: logits at every prompt position")
           ->capture_default_str();
       app.add_option("--prefill_chunk", o->prefill_chunk, "prompt tokens per forward pass")

@@ -82,6 +82,20 @@ TEST_F(ModelCommands, BenchReportsEveryFigureAgainstTheLimits) {
   EXPECT_LT(j["weight_bytes_per_token"].get<double>(), 128256.0 * 64 * 2);
 }
 
+TEST_F(ModelCommands, GenerateWritesTheTopLogitsOfEveryPosition) {
+  TempDir out("logits-top");
+  const auto r = run("generate --tokens 128000,791,1234 --max_generated_tokens 1 --logits_all true --logits_top 3 "
+                     "--logits_out " + (out / "l.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json rows = json::parse(read_text(out / "l.json"));
+  ASSERT_EQ(rows.size(), 3u);
+  for (const auto& row : rows) {
+    ASSERT_EQ(row["ids"].size(), 3u);
+    EXPECT_GE(row["logits"][0].get<float>(), row["logits"][1].get<float>());
+  }
+  EXPECT_EQ(rows[2]["ids"][0], json::parse(r.out)["generated"][0]);  // greedy = the last row's top-1
+}
+
 TEST_F(ModelCommands, PrecisionFlagsAreCheckedAndShown) {
   const auto ok = run("generate --tokens 128000,791 --max_generated_tokens 2 --optimizations accuracy "
                       "--precision '{\"ff1_3\":\"q4\"}'");
