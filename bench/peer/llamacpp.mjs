@@ -14,7 +14,7 @@ import * as measure from "./measure.mjs";
 const USAGE = `usage: node bench/peer/llamacpp.mjs --model F.gguf --threads N [--json OUT]
   [--prompt_tokens FILE.json] [--pp 512] [--tg 128] [--batched 8,32] [--batched_tg 128]
   [--short_prompt 16] [--reps 5] [--teacher_forced FILE.json] [--greedy N]
-  [--flash_attn auto|on|off] [--idle_timeout 120]
+  [--flash_attn auto|on|off] [--idle_timeout 120] [--max_redos 5]
 --pp 0 / --tg 0 skip those measurements; token files hold a JSON array of ids (or {"tokens": [...]}).`;
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -24,18 +24,24 @@ const BOS = 128000;
 class UsageError extends Error {}
 
 function parse_options() {
-  const { values } = parseArgs({
-    options: {
-      model: { type: "string" }, threads: { type: "string" }, json: { type: "string" },
-      prompt_tokens: { type: "string" }, pp: { type: "string", default: "512" },
-      tg: { type: "string", default: "128" }, batched: { type: "string", default: "" },
-      batched_tg: { type: "string", default: "128" }, short_prompt: { type: "string", default: "16" },
-      reps: { type: "string", default: "5" }, teacher_forced: { type: "string" },
-      greedy: { type: "string", default: "0" }, flash_attn: { type: "string", default: "auto" },
-      idle_timeout: { type: "string", default: String(measure.DEFAULTS.idle_timeout_s) },
-      help: { type: "boolean" },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        model: { type: "string" }, threads: { type: "string" }, json: { type: "string" },
+        prompt_tokens: { type: "string" }, pp: { type: "string", default: "512" },
+        tg: { type: "string", default: "128" }, batched: { type: "string", default: "" },
+        batched_tg: { type: "string", default: "128" }, short_prompt: { type: "string", default: "16" },
+        reps: { type: "string", default: "5" }, teacher_forced: { type: "string" },
+        greedy: { type: "string", default: "0" }, flash_attn: { type: "string", default: "auto" },
+        idle_timeout: { type: "string", default: String(measure.DEFAULTS.idle_timeout_s) },
+        max_redos: { type: "string", default: String(measure.DEFAULTS.max_redos) },
+        help: { type: "boolean" },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError(e.message);
+  }
   if (values.help) { console.log(USAGE); process.exit(0); }
   const int = (name, min) => {
     const v = Number(values[name]);
@@ -57,11 +63,11 @@ function parse_options() {
     batched_tg: int("batched_tg", 1), short_prompt: int("short_prompt", 1), reps: int("reps", 1),
     teacher_forced: values.teacher_forced, greedy: int("greedy", 0),
     flash_attn: { auto: "auto", on: true, off: false }[values.flash_attn],
-    hygiene: { idle_timeout_s: int("idle_timeout", 0) },
+    hygiene: { idle_timeout_s: int("idle_timeout", 0), max_redos: int("max_redos", 0) },
   };
 }
 
-function read_tokens(path, what) {
+function read_tokens(path, what, n_vocab) {
   let data;
   try {
     data = JSON.parse(readFileSync(path, "utf8"));
@@ -70,8 +76,8 @@ function read_tokens(path, what) {
   }
   const tokens = Array.isArray(data) ? data : data?.tokens;
   if (!Array.isArray(tokens) || tokens.length === 0) throw new UsageError(`${what} ${path}: expected a non-empty JSON array of token ids or {"tokens": [...]}`);
-  const bad = tokens.findIndex((t) => !Number.isInteger(t) || t < 0);
-  if (bad >= 0) throw new UsageError(`${what} ${path}: entry ${bad} (${JSON.stringify(tokens[bad])}) is not a token id`);
+  const bad = tokens.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= n_vocab);
+  if (bad >= 0) throw new UsageError(`${what} ${path}: entry ${bad} (${JSON.stringify(tokens[bad])}) is not a token id of this model (vocabulary of ${n_vocab})`);
   return tokens;
 }
 
@@ -128,8 +134,8 @@ function loaded_cpu_backend() {
 }
 
 class Peer {
-  constructor(llama, model, options, timer) {
-    Object.assign(this, { llama, model, options, timer });
+  constructor(model, options, timer) {
+    Object.assign(this, { model, options, timer });
   }
 
   async context(sequences, per_sequence_ctx, batch_size) {
@@ -158,16 +164,18 @@ class Peer {
 
   // `sequences` sequences decode `n` tokens each, in lockstep (one llama_decode of `sequences`
   // tokens per step), after each has been prefilled with `prompt` (untimed). Greedy, EOS ignored.
-  async decode(sequences, prompt, n) {
+  // Returns null when `signal` fires (a disturbed run, to be redone).
+  async decode(sequences, prompt, n, signal) {
     const ctx = await this.context(sequences, prompt.length + n + 1, Math.max(sequences, prompt.length));
     const its = [];
     try {
       const seqs = Array.from({ length: sequences }, () => ctx.getSequence());
-      await Promise.all(seqs.map((s) => s.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1))));
+      if (prompt.length > 1) await Promise.all(seqs.map((s) => s.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1))));
       await this.timer.take(ctx); // resets the counters: the prefill is not timed
       for (const s of seqs) its.push(s.evaluate(prompt.slice(-1), { yieldEogToken: true }));
       const t0 = performance.now();
       for (let step = 0; step < n; ++step) {
+        if (signal?.aborted) return null;
         const results = await Promise.all(its.map((it) => it.next()));
         if (results.some((r) => r.done)) throw new Error(`llama.cpp stopped generating at step ${step}`);
       }
@@ -212,11 +220,14 @@ class Peer {
   }
 }
 
-// Runs `once` (returning {wall_s, native, tokens}) for `reps` undisturbed repetitions after one
-// untimed warm-up, and summarizes tokens/s by wall clock and by llama.cpp's counters.
-async function rate(options, once) {
-  await once();
-  const runs = await measure.repeat(options.reps, once, options.hygiene);
+// Runs `once({signal})` (returning {wall_s, native, tokens}) for `reps` undisturbed repetitions
+// after one untimed warm-up, and summarizes tokens/s by wall clock and by llama.cpp's counters.
+async function rate(name, options, once) {
+  process.stderr.write(`${name}: warm-up\n`);
+  await once({});
+  let rep = 0;
+  const progress = (line) => process.stderr.write(`${name} run ${++rep}: ${line}\n`);
+  const runs = await measure.repeat(options.reps, once, { ...options.hygiene, progress });
   const wall = runs.map((r) => measure.round(r.result.tokens / r.result.wall_s, 2));
   const native = runs.map((r) => (r.result.native?.tokens === r.result.tokens ? measure.round(r.result.tokens / (r.result.native.ms / 1000), 2) : null));
   const native_ok = native.every((v) => v !== null);
@@ -250,10 +261,11 @@ async function main() {
     logLevel: nlc.LlamaLogLevel.info, logger: (level, message) => timer.logger(level, message),
   });
   const model = await llama.loadModel({ modelPath: options.model, gpuLayers: 0 });
-  const peer = new Peer(llama, model, options, timer);
+  const peer = new Peer(model, options, timer);
+  const n_vocab = model.fileInfo.metadata?.tokenizer?.ggml?.tokens?.length ?? Infinity; // llama.cpp checks too
 
   const from_file = options.prompt_tokens !== undefined;
-  const prompt = from_file ? read_tokens(options.prompt_tokens, "--prompt_tokens") : default_prompt(Math.max(options.pp, options.short_prompt));
+  const prompt = from_file ? read_tokens(options.prompt_tokens, "--prompt_tokens", n_vocab) : default_prompt(Math.max(options.pp, options.short_prompt));
   if (options.pp > prompt.length) throw new UsageError(`--pp ${options.pp} needs ${options.pp} prompt tokens, ${options.prompt_tokens} has ${prompt.length}`);
   const short = prompt.slice(0, Math.min(options.short_prompt, prompt.length));
 
@@ -287,23 +299,23 @@ async function main() {
   say(`llama.cpp ${JSON.stringify(llama.llamaCppRelease)} ${report.peer.cpu_backend.join(",")}, ${options.threads} threads, ${basename(options.model)}`);
 
   if (options.pp > 0) {
-    const r = await rate(options, () => peer.prefill(prompt.slice(0, options.pp)));
+    const r = await rate(`pp${options.pp}`, options, () => peer.prefill(prompt.slice(0, options.pp)));
     report.pp = { n_tokens: options.pp, ...r };
     line(`pp${options.pp}`, r);
   }
   if (options.tg > 0) {
-    const r = await rate(options, () => peer.decode(1, short, options.tg));
+    const r = await rate(`tg${options.tg}`, options, ({ signal }) => peer.decode(1, short, options.tg, signal));
     report.tg = { n_tokens: options.tg, prompt_tokens: short.length, ...r };
     line(`tg${options.tg}`, r);
   }
   if (options.batched.length) report.batched = [];
   for (const s of options.batched) {
-    const r = await rate(options, () => peer.decode(s, short, options.batched_tg));
+    const r = await rate(`batched ${s}x${options.batched_tg}`, options, ({ signal }) => peer.decode(s, short, options.batched_tg, signal));
     report.batched.push({ sequences: s, tokens_per_sequence: options.batched_tg, prompt_tokens: short.length, ...r });
     line(`batched ${s}x${options.batched_tg}`, r);
   }
   if (options.teacher_forced !== undefined) {
-    const tokens = read_tokens(options.teacher_forced, "--teacher_forced");
+    const tokens = read_tokens(options.teacher_forced, "--teacher_forced", n_vocab);
     report.teacher_forced = { source: resolve(options.teacher_forced), n_tokens: tokens.length, tokens, positions: await peer.teacher_forced(tokens) };
     say(`teacher_forced: ${tokens.length} positions`);
   }

@@ -2,7 +2,7 @@
 //
 // Prebuilt llama.cpp spins its threads and slows down 10-40x when another process takes a core, and
 // our engine suffers too, so each measurement
-//   1. first waits until the other processes leave the CPUs idle (bounded wait),
+//   1. first waits until the other processes leave the CPUs idle (bounded),
 //   2. counts the CPU time other processes took while it ran: the machine's busy time (/proc/stat)
 //      minus this process's own (/proc/self/stat, including reaped children),
 //   3. is redone (bounded) when that exceeds a threshold, and is reported as disturbed otherwise.
@@ -15,10 +15,11 @@ const TICK_S = 0.01; // USER_HZ is 100 on every Linux architecture that node sup
 export const DEFAULTS = Object.freeze({
   idle_window_s: 0.5,         // one /proc/stat sample window while waiting for idle
   idle_max_others_cores: 0.05, // idle: other processes use under 5% of one core in a window
-  idle_timeout_s: 120,         // give up waiting (the result then says idle: false)
+  idle_timeout_s: 120,         // total idle waiting per measurement (then runs go ahead: idle: false)
   disturbed_cores: 0.05,       // disturbed: others used over 5% of one core on average during the run...
   disturbed_min_s: 0.03,       // ...and over 30 ms in all (tick accounting is coarse)
   max_redos: 5,                // disturbed runs redone per measurement, at most
+  watch_s: 0.25,               // how often a run is checked for disturbance while it runs
 });
 
 // Busy and idle ticks of the whole machine. Steal counts as busy: a hypervisor taking the CPU
@@ -78,41 +79,73 @@ export function isDisturbed(others_s, wall_s, options = {}) {
   return others_s > o.disturbed_min_s && others_s > o.disturbed_cores * wall_s;
 }
 
+// The bounds of one measurement, shared by its repetitions so that a busy machine costs at most
+// idle_timeout_s of waiting and max_redos extra runs per measurement, however many repetitions.
+export function newBudget(options = {}) {
+  const o = { ...DEFAULTS, ...options };
+  return { idle_s: o.idle_timeout_s, redos: o.max_redos };
+}
+
 // Runs `fn` (sync or async) once under the rules: idle wait, then the run, redone while disturbed
-// (at most max_redos times). Returns
+// and the budget allows. Returns
 //   { result, wall_s, own_cpu_s, others_cpu_s, disturbed, redos, idle: {idle, waited_s, others_cores},
-//     discarded: [{wall_s, others_cpu_s}] }
-// `result` is fn's return value for the kept run; `disturbed` is true only when every try was.
-export async function runUndisturbed(fn, options = {}) {
+//     discarded: [{wall_s, others_cpu_s, signalled}] }
+// `result` is fn's return value for the kept run, `idle` the wait before it, `disturbed` whether it
+// was disturbed too (the budget ran out).
+// A disturbed run can take 10-40x its time, so the run is watched (every watch_s): once it is
+// disturbed and a redo is allowed, the AbortSignal passed to fn({signal}) fires; fn may stop early
+// (its result is then discarded; an error it throws after the signal counts as stopping).
+// options.progress, if given, is called with a line of text after each run.
+export async function runUndisturbed(fn, options = {}, budget = newBudget(options)) {
   const o = { ...DEFAULTS, ...options };
   const discarded = [];
-  for (let attempt = 0; ; ++attempt) {
-    const idle = await waitForIdle(o);
+  for (;;) {
+    const idle = await waitForIdle({ ...o, idle_timeout_s: budget.idle_s });
+    budget.idle_s = Math.max(0, budget.idle_s - idle.waited_s);
     const snap = cpuSnapshot();
-    const result = await fn();
-    const d = othersSince(snap);
-    const disturbed = isDisturbed(d.others_s, d.wall_s, o);
-    if (!disturbed || attempt >= o.max_redos) {
-      return { result, wall_s: d.wall_s, own_cpu_s: d.own_s, others_cpu_s: d.others_s, disturbed,
-               redos: attempt, idle, discarded };
+    const stop = new AbortController();
+    const watch = setInterval(() => {
+      const d = othersSince(snap);
+      if (budget.redos > 0 && isDisturbed(d.others_s, d.wall_s, o)) stop.abort();
+    }, o.watch_s * 1000);
+    let result;
+    try {
+      result = await fn({ signal: stop.signal });
+    } catch (e) {
+      if (!stop.signal.aborted) throw e;
+    } finally {
+      clearInterval(watch);
     }
-    discarded.push({ wall_s: d.wall_s, others_cpu_s: d.others_s });
+    const d = othersSince(snap);
+    const signalled = stop.signal.aborted; // fn may have stopped early: a disturbed run either way
+    const disturbed = signalled || isDisturbed(d.others_s, d.wall_s, o);
+    const redo = disturbed && budget.redos > 0;
+    o.progress?.(`${d.wall_s.toFixed(2)} s, others took ${d.others_s.toFixed(2)} s of CPU` +
+                 `${idle.idle ? "" : " (never idle)"}${disturbed ? (redo ? ": disturbed, redo" : ": disturbed, kept") : ""}`);
+    if (!redo) {
+      return { result, wall_s: d.wall_s, own_cpu_s: d.own_s, others_cpu_s: d.others_s, disturbed,
+               redos: discarded.length, idle, discarded };
+    }
+    budget.redos -= 1;
+    discarded.push({ wall_s: d.wall_s, others_cpu_s: d.others_s, signalled });
   }
 }
 
-// Runs `fn` `reps` times, each under runUndisturbed. Returns the list of runUndisturbed results.
+// Runs `fn` `reps` times, each under runUndisturbed, with one budget. Returns the list of
+// runUndisturbed results.
 export async function repeat(reps, fn, options = {}) {
+  const budget = newBudget(options);
   const runs = [];
-  for (let i = 0; i < reps; ++i) runs.push(await runUndisturbed(fn, options));
+  for (let i = 0; i < reps; ++i) runs.push(await runUndisturbed(fn, options, budget));
   return runs;
 }
 
 // Runs a child process to completion (no measurement rules). Resolves to { stdout, stderr, code,
 // signal }; rejects when the command cannot start or fails (unless options.allow_failure).
-// options.spawn goes to child_process.spawn.
+// options.signal (an AbortSignal) kills it; options.spawn goes to child_process.spawn.
 export function runCommand(cmd, args = [], options = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], ...options.spawn });
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], signal: options.signal, ...options.spawn });
     const out = [], err = [];
     child.stdout.on("data", (b) => out.push(b));
     child.stderr.on("data", (b) => err.push(b));
@@ -129,11 +162,12 @@ export function runCommand(cmd, args = [], options = {}) {
   });
 }
 
-// One run of a child process under the rules of runUndisturbed (the child's CPU time counts as
-// ours once it has exited): runUndisturbed's object, whose `result` is runCommand's.
-// Repeated measurements: repeat(n, () => runCommand(cmd, args), options).
+// One run of a child process under the rules of runUndisturbed, with a budget of its own: its
+// object, whose `result` is runCommand's. The child's CPU time counts as ours once it has exited;
+// a child disturbed while a redo is allowed is killed and run again.
+// Repeated measurements: repeat(n, ({ signal }) => runCommand(cmd, args, { signal }), options).
 export function measureCommand(cmd, args = [], options = {}) {
-  return runUndisturbed(() => runCommand(cmd, args, options), options);
+  return runUndisturbed(({ signal }) => runCommand(cmd, args, { ...options, signal }), options);
 }
 
 export function median(values) {
@@ -158,7 +192,7 @@ export function hygiene(runs) {
     never_idle: runs.filter((r) => !r.idle.idle).length,
     idle_waited_s: round(runs.reduce((a, r) => a + r.idle.waited_s, 0), 2),
     others_cpu_s: runs.map((r) => round(r.others_cpu_s, 3)),
-    discarded: runs.flatMap((r) => r.discarded).map((d) => ({ wall_s: round(d.wall_s, 3), others_cpu_s: round(d.others_cpu_s, 3) })),
+    discarded: runs.flatMap((r) => r.discarded).map((d) => ({ ...d, wall_s: round(d.wall_s, 3), others_cpu_s: round(d.others_cpu_s, 3) })),
   };
 }
 
