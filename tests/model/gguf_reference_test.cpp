@@ -114,24 +114,8 @@ TEST(ReferenceGguf, ConfigEqualsHfIncludingRopeScalingFromRopeFreqs) {
     EXPECT_EQ(gguf.rope_scaling.enabled, k.factor > 0);
     if (k.factor > 0) {
       EXPECT_EQ(gguf.rope_scaling.factor, k.factor);
-      EXPECT_EQ(gguf.rope_scaling.low_freq_factor, hf.rope_scaling.low_freq_factor);
-      EXPECT_EQ(gguf.rope_scaling.high_freq_factor, hf.rope_scaling.high_freq_factor);
-      EXPECT_EQ(gguf.rope_scaling.original_max_position, hf.rope_scaling.original_max_position);
     }
-    EXPECT_TRUE(gguf.rope_freq_divisors.empty()) << "rope_freqs.weight was not recognised as Llama 3.1 scaling";
-    EXPECT_EQ(gguf.rope_scaling.enabled, hf.rope_scaling.enabled);
-    EXPECT_EQ(gguf.dim, hf.dim);
-    EXPECT_EQ(gguf.n_layers, hf.n_layers);
-    EXPECT_EQ(gguf.n_heads, hf.n_heads);
-    EXPECT_EQ(gguf.n_kv_heads, hf.n_kv_heads);
-    EXPECT_EQ(gguf.head_dim, hf.head_dim);
-    EXPECT_EQ(gguf.ffn_dim, hf.ffn_dim);
-    EXPECT_EQ(gguf.vocab_size, hf.vocab_size);
-    EXPECT_EQ(gguf.tied_embeddings, hf.tied_embeddings);
-    EXPECT_EQ(gguf.rope_theta, hf.rope_theta);
-    EXPECT_EQ(gguf.max_seq_len, hf.max_seq_len);
-    // GGUF stores the epsilon as f32.
-    EXPECT_EQ(gguf.norm_eps, static_cast<double>(static_cast<float>(hf.norm_eps)));
+    expect_gguf_config_equals_hf(gguf, hf);
   }
 }
 

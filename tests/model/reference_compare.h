@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "model/model_config.h"
 #include "model/reference_fixture.h"
 
 namespace llama3::testing {
@@ -151,6 +152,31 @@ inline void check_folder(const ReferenceModel& m, const std::string& folder, con
     expect_agrees(run_all(m, folder, i), ref, kLogitTol,
                   name + "/" + folder + " prompt of " + std::to_string(ref.tokens.size()));
   }
+}
+
+// A config read from a GGUF equals the one of the Hugging Face folder it was made from: every
+// field, the epsilon as GGUF stores it (f32), and Llama 3.1 scaling recognised from
+// rope_freqs.weight (not kept as raw divisors).
+inline void expect_gguf_config_equals_hf(const model::ModelConfig& gguf, const model::ModelConfig& hf) {
+  EXPECT_TRUE(gguf.rope_freq_divisors.empty()) << "rope_freqs.weight was not recognised as Llama 3.1 scaling";
+  EXPECT_EQ(gguf.rope_scaling.enabled, hf.rope_scaling.enabled);
+  if (hf.rope_scaling.enabled) {
+    EXPECT_EQ(gguf.rope_scaling.factor, hf.rope_scaling.factor);
+    EXPECT_EQ(gguf.rope_scaling.low_freq_factor, hf.rope_scaling.low_freq_factor);
+    EXPECT_EQ(gguf.rope_scaling.high_freq_factor, hf.rope_scaling.high_freq_factor);
+    EXPECT_EQ(gguf.rope_scaling.original_max_position, hf.rope_scaling.original_max_position);
+  }
+  EXPECT_EQ(gguf.dim, hf.dim);
+  EXPECT_EQ(gguf.n_layers, hf.n_layers);
+  EXPECT_EQ(gguf.n_heads, hf.n_heads);
+  EXPECT_EQ(gguf.n_kv_heads, hf.n_kv_heads);
+  EXPECT_EQ(gguf.head_dim, hf.head_dim);
+  EXPECT_EQ(gguf.ffn_dim, hf.ffn_dim);
+  EXPECT_EQ(gguf.vocab_size, hf.vocab_size);
+  EXPECT_EQ(gguf.tied_embeddings, hf.tied_embeddings);
+  EXPECT_EQ(gguf.rope_theta, hf.rope_theta);
+  EXPECT_EQ(gguf.max_seq_len, hf.max_seq_len);
+  EXPECT_EQ(gguf.norm_eps, static_cast<double>(static_cast<float>(hf.norm_eps)));
 }
 
 }  // namespace llama3::testing

@@ -120,4 +120,21 @@ inline const ReferenceModel& gqa_untied_s32_q4_0() {
   return m;
 }
 
+// The real vocabulary's size (128256, so that a GGUF can carry Llama 3's tokenizer and llama.cpp
+// loads it), at small sizes otherwise: 2 layers of dim 256 (a multiple of 256, as llama.cpp's
+// K-quants need), GQA 4 on 2, tied, RoPE scaled by 8. A Hugging Face folder plus GGUF files of the
+// same weights from the reference's own writer in each type (py_bf16, py_f16, py_f32, py_q8_0,
+// py_q4_0). No prompts: the tests compare files and engines, not the reference's logits.
+inline const ReferenceModel& real_vocab_model() {
+  static const ReferenceModel m = cached_reference_model(
+      {"real_vocab",
+       R"({"dim":256,"n_layers":2,"n_heads":4,"n_kv_heads":2,"vocab_size":128256,"ffn_dim":768,)"
+       R"("rope_scaling_factor":8,"tied":true})",
+       5,
+       {},
+       {"--no-meta", "--variant", "gguf:py_bf16", "--variant", "gguf:py_f16:dtype=f16", "--variant",
+        "gguf:py_f32:dtype=f32", "--variant", "gguf:py_q8_0:dtype=q8_0", "--variant", "gguf:py_q4_0:dtype=q4_0"}});
+  return m;
+}
+
 }  // namespace llama3::testing
