@@ -76,24 +76,16 @@ TEST(ReferenceGqaTiedScaled8, GgufF16AndF32EqualBf16) {
 
 // The long prompts reach the positions where the scaled RoPE frequencies matter.
 TEST(ReferenceGqaTiedScaled8, GgufAndHfGiveTheSameResult) {
-  for (size_t p : {2, 3}) {
-    expect_same(run_all(gqa_tied_s8(), "hf", p), run_all(gqa_tied_s8(), "gguf", p),
-                "gqa_tied_s8 hf vs gguf, prompt " + std::to_string(p));
-  }
+  for (size_t p : {2, 3}) expect_same_folders(gqa_tied_s8(), "gqa_tied_s8", "hf", "gguf", p);
 }
-
 TEST(ReferenceGqaTiedScaled32, GgufAndHfGiveTheSameResult) {
-  expect_same(run_all(gqa_tied_s32(), "hf", 1), run_all(gqa_tied_s32(), "gguf", 1), "gqa_tied_s32 hf vs gguf");
+  expect_same_folders(gqa_tied_s32(), "gqa_tied_s32", "hf", "gguf", 1);
 }
-
 TEST(ReferenceMhaUntiedLlama30, GgufAndHfGiveTheSameResult) {
-  expect_same(run_all(mha_untied_llama30(), "hf", 2), run_all(mha_untied_llama30(), "gguf", 2),
-              "mha_untied_llama30 hf vs gguf");
+  expect_same_folders(mha_untied_llama30(), "mha_untied_llama30", "hf", "gguf", 2);
 }
-
 TEST(ReferenceGqaUntiedScaled32, GgufAndHfGiveTheSameResult) {
-  expect_same(run_all(gqa_untied_s32(), "hf", 1), run_all(gqa_untied_s32(), "gguf", 1),
-              "gqa_untied_s32 hf vs gguf");
+  expect_same_folders(gqa_untied_s32(), "gqa_untied_s32", "hf", "gguf", 1);
 }
 
 // rope_freqs.weight (per-frequency divisors, float32 as the converter computes them) is

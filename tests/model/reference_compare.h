@@ -145,6 +145,13 @@ inline EngineRun run_all(const ReferenceModel& m, const std::string& folder, siz
   return run_engine(m.folder(folder), ref.tokens, static_cast<int>(ref.greedy.size()), true, flags);
 }
 
+// Two folders of the same weights on one prompt: expect_same.
+inline void expect_same_folders(const ReferenceModel& m, const std::string& name, const std::string& a,
+                                const std::string& b, size_t prompt) {
+  expect_same(run_all(m, a, prompt), run_all(m, b, prompt),
+              name + " " + a + " vs " + b + ", prompt " + std::to_string(prompt));
+}
+
 // Checks every prompt of a model on one folder.
 inline void check_folder(const ReferenceModel& m, const std::string& folder, const std::string& name) {
   for (size_t i = 0; i < m.prompts.size(); ++i) {

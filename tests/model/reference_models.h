@@ -21,14 +21,24 @@ namespace llama3::testing {
 // of the scripts cannot silently make the test blind).
 inline const std::string kLongPrompt = "random:1052:3@last@greedy=4";
 
+// Configs shared by a model and its quantized twin.
+inline const std::string kGqaTiedS8 =
+    R"({"dim":256,"n_layers":2,"n_heads":4,"n_kv_heads":2,"vocab_size":512,"ffn_dim":768,)"
+    R"("rope_scaling_factor":8,"tied":true})";
+inline const std::string kMhaUntiedLlama30 =
+    R"({"dim":192,"n_layers":2,"n_heads":3,"n_kv_heads":3,"vocab_size":512,"ffn_dim":512,)"
+    R"("rope_scaling_factor":null,"tied":false})";
+inline const std::string kGqaUntiedS32 =
+    R"({"dim":256,"n_layers":2,"n_heads":8,"n_kv_heads":2,"vocab_size":512,"ffn_dim":640,)"
+    R"("rope_scaling_factor":32,"tied":false,"rope_theta":250000.0,"norm_eps":1e-3})";
+
 // GQA (4 query heads on 2 kv heads, head_dim 64), tied embeddings, Llama 3.1 scaling factor 8.
 // Prompts: 0 = one token, 1 = 7 tokens, 2 = 300 tokens, 3 = the long prompt. GGUF files: gguf
 // (bf16), gguf16, gguf32 and the negative control gguf_hf_order (q/k rows left in HF's order).
 inline const ReferenceModel& gqa_tied_s8() {
   static const ReferenceModel m = cached_reference_model(
       {"gqa_tied_s8",
-       R"({"dim":256,"n_layers":2,"n_heads":4,"n_kv_heads":2,"vocab_size":512,"ffn_dim":768,)"
-       R"("rope_scaling_factor":8,"tied":true})",
+       kGqaTiedS8,
        1,
        {"7", "random:7:1", "random:300:2@kvbf16", kLongPrompt},
        {"--greedy", "8", "--variant", "meta:meta2:shards=2", "--variant", "meta:meta4:shards=4",
@@ -56,8 +66,7 @@ inline const ReferenceModel& gqa_tied_s32() {
 inline const ReferenceModel& mha_untied_llama30() {
   static const ReferenceModel m = cached_reference_model(
       {"mha_untied_llama30",
-       R"({"dim":192,"n_layers":2,"n_heads":3,"n_kv_heads":3,"vocab_size":512,"ffn_dim":512,)"
-       R"("rope_scaling_factor":null,"tied":false})",
+       kMhaUntiedLlama30,
        2,
        {"5", "random:7:4", "random:320:5"},
        {"--greedy", "8", "--variant", "meta:meta2:shards=2", "--variant", "gguf:gguf"}});
@@ -71,8 +80,7 @@ inline const ReferenceModel& mha_untied_llama30() {
 inline const ReferenceModel& gqa_untied_s32() {
   static const ReferenceModel m = cached_reference_model(
       {"gqa_untied_s32",
-       R"({"dim":256,"n_layers":2,"n_heads":8,"n_kv_heads":2,"vocab_size":512,"ffn_dim":640,)"
-       R"("rope_scaling_factor":32,"tied":false,"rope_theta":250000.0,"norm_eps":1e-3})",
+       kGqaUntiedS32,
        3,
        {"random:7:6", "random:200:7"},
        {"--greedy", "8", "--variant", "gguf:gguf"}});
@@ -93,30 +101,22 @@ inline ReferenceSpec quantized_spec(const std::string& name, const std::string& 
 // gqa_tied_s8's config and seed in Q8_0 (GQA, tied: the embedding table is the Q8_0 head).
 inline const ReferenceModel& gqa_tied_s8_q8_0() {
   static const ReferenceModel m = cached_reference_model(quantized_spec(
-      "gqa_tied_s8_q8_0",
-      R"({"dim":256,"n_layers":2,"n_heads":4,"n_kv_heads":2,"vocab_size":512,"ffn_dim":768,)"
-      R"("rope_scaling_factor":8,"tied":true})",
-      1, {"7@bf16w", "random:7:1@bf16w", "random:300:2@bf16w@actq8"}, "q8_0"));
+      "gqa_tied_s8_q8_0", kGqaTiedS8, 1, {"7@bf16w", "random:7:1@bf16w", "random:300:2@bf16w@actq8"}, "q8_0"));
   return m;
 }
 
 // mha_untied_llama30's in Q4_0 (MHA, untied: the embedding table is Q4_0 too, no RoPE scaling).
 inline const ReferenceModel& mha_untied_llama30_q4_0() {
   static const ReferenceModel m = cached_reference_model(quantized_spec(
-      "mha_untied_llama30_q4_0",
-      R"({"dim":192,"n_layers":2,"n_heads":3,"n_kv_heads":3,"vocab_size":512,"ffn_dim":512,)"
-      R"("rope_scaling_factor":null,"tied":false})",
-      2, {"5@bf16w", "random:7:4@bf16w", "random:320:5@bf16w@actq8"}, "q4_0"));
+      "mha_untied_llama30_q4_0", kMhaUntiedLlama30, 2, {"5@bf16w", "random:7:4@bf16w", "random:320:5@bf16w@actq8"},
+      "q4_0"));
   return m;
 }
 
 // gqa_untied_s32's in Q4_0 (GQA 8 on 2, untied, factor 32, theta 250000, eps 1e-3).
 inline const ReferenceModel& gqa_untied_s32_q4_0() {
   static const ReferenceModel m = cached_reference_model(quantized_spec(
-      "gqa_untied_s32_q4_0",
-      R"({"dim":256,"n_layers":2,"n_heads":8,"n_kv_heads":2,"vocab_size":512,"ffn_dim":640,)"
-      R"("rope_scaling_factor":32,"tied":false,"rope_theta":250000.0,"norm_eps":1e-3})",
-      3, {"random:7:6@bf16w", "random:200:7@bf16w@actq8"}, "q4_0"));
+      "gqa_untied_s32_q4_0", kGqaUntiedS32, 3, {"random:7:6@bf16w", "random:200:7@bf16w@actq8"}, "q4_0"));
   return m;
 }
 

@@ -101,20 +101,13 @@ TEST(ReferenceGqaTiedScaled8, EnvironmentVariablesSelectTheModel) {
 // ---------------------------------------------------------------------------------------------
 
 TEST(ReferenceGqaTiedScaled8, MetaAndHfGiveTheSameResult) {
-  for (size_t p : {1, 2}) {
-    expect_same(run_all(gqa_tied_s8(), "meta", p), run_all(gqa_tied_s8(), "hf", p),
-                "gqa_tied_s8 meta vs hf, prompt " + std::to_string(p));
-  }
+  for (size_t p : {1, 2}) expect_same_folders(gqa_tied_s8(), "gqa_tied_s8", "meta", "hf", p);
 }
-
 TEST(ReferenceMhaUntiedLlama30, MetaAndHfGiveTheSameResult) {
-  expect_same(run_all(mha_untied_llama30(), "meta", 2), run_all(mha_untied_llama30(), "hf", 2),
-              "mha_untied_llama30 meta vs hf");
+  expect_same_folders(mha_untied_llama30(), "mha_untied_llama30", "meta", "hf", 2);
 }
-
 TEST(ReferenceGqaUntiedScaled32, MetaAndHfGiveTheSameResult) {
-  expect_same(run_all(gqa_untied_s32(), "meta", 1), run_all(gqa_untied_s32(), "hf", 1),
-              "gqa_untied_s32 meta vs hf");
+  expect_same_folders(gqa_untied_s32(), "gqa_untied_s32", "meta", "hf", 1);
 }
 
 TEST(ReferenceGqaTiedScaled8, MetaShardedTwoAndFourEqualUnsharded) {
