@@ -98,6 +98,10 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
   c.n_layers = positive(f, "llama.block_count");
   c.n_heads = positive(f, "llama.attention.head_count");
   c.n_kv_heads = f.has("llama.attention.head_count_kv") ? positive(f, "llama.attention.head_count_kv") : c.n_heads;
+  check(c.n_heads % c.n_kv_heads == 0,
+        "{}: llama.attention.head_count_kv {} does not divide llama.attention.head_count {} (each kv head serves "
+        "a whole group of query heads)",
+        what, c.n_kv_heads, c.n_heads);
   c.ffn_dim = positive(f, "llama.feed_forward_length");
   check(c.dim % c.n_heads == 0, "{}: llama.embedding_length {} is not a multiple of llama.attention.head_count {}",
         what, c.dim, c.n_heads);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "gguf_reader_dump.h"
 #include "gguf_test_helpers.h"
 #include "io/gguf_file.h"
 
@@ -274,49 +275,6 @@ TEST_F(GgufWriterTest, DiskErrorsAreErrorsNamingTheFile) {
 
 // --- cross-check against an independent parser (@huggingface/gguf, installed by setup.sh) ---
 
-json scalar_json(GgufType type, const GgufScalar& value) {
-  if (type == GgufType::BOOL) return std::get<bool>(value);
-  if (gguf_is_float(type)) return std::get<double>(value);
-  return std::visit([](auto v) { return fmt::format("{}", v); }, value);
-}
-
-// What our reader sees, in gguf_dump.cjs's form.
-json reader_dump(const GgufFile& file) {
-  json metadata = json::array();
-  for (const std::string_view key : file.keys()) {
-    const GgufValue& v = file.value(key);
-    json entry = {{"key", key}, {"type", static_cast<uint32_t>(v.type())}};
-    if (v.type() == GgufType::STRING) {
-      entry["value"] = v.string();
-    } else if (v.type() != GgufType::ARRAY) {
-      entry["value"] = scalar_json(v.type(), v.scalar());
-    } else {
-      entry["sub_type"] = static_cast<uint32_t>(v.element_type());
-      json values = json::array();
-      if (v.element_type() == GgufType::STRING) {
-        for (const auto s : v.strings()) values.push_back(s);
-      } else {
-        for (uint64_t i = 0; i < v.count(); ++i) values.push_back(scalar_json(v.element_type(), v.element(i)));
-      }
-      entry["value"] = values;
-    }
-    metadata.push_back(entry);
-  }
-  json tensors = json::array();
-  for (const GgufTensor& t : file.tensors()) {
-    json dims = json::array();
-    for (const int64_t d : t.dims) dims.push_back(std::to_string(d));
-    tensors.push_back({{"name", t.name}, {"dims", dims}, {"type", static_cast<uint32_t>(t.type)},
-                       {"offset", std::to_string(t.offset)}});
-  }
-  return {{"version", file.version()},
-          {"tensor_count", std::to_string(file.tensors().size())},
-          {"kv_count", std::to_string(file.keys().size())},
-          {"data_offset", std::to_string(file.data_offset())},
-          {"metadata", metadata},
-          {"tensors", tensors}};
-}
-
 TEST_P(GgufRoundTripTest, AnIndependentParserReadsWhatOurReaderReads) {
   const fs::path modules = fs::path(LLAMA3_SOURCE_DIR) / ".cache/npm/node_modules";
   if (testing::run_command("command -v node").exit_code != 0) {
@@ -334,7 +292,7 @@ TEST_P(GgufRoundTripTest, AnIndependentParserReadsWhatOurReaderReads) {
       "node '{}/tests/io/gguf_dump.cjs' '{}' '{}'", LLAMA3_SOURCE_DIR, modules.string(), path_.string()));
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const json theirs = json::parse(result.out);
-  const json ours = reader_dump(GgufFile(path_));
+  const json ours = testing::reader_dump(GgufFile(path_));
   ASSERT_EQ(theirs["metadata"].size(), ours["metadata"].size());
   for (size_t i = 0; i < ours["metadata"].size(); ++i) {
     EXPECT_EQ(theirs["metadata"][i], ours["metadata"][i]);

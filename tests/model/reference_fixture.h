@@ -1,6 +1,6 @@
 #pragma once
-// Random models written by tests/reference/make_model.py (Meta and Hugging Face folders of the
-// same bf16 weights, plus the float64 reference's logits and greedy tokens), and runs of the
+// Random models written by tests/reference/make_model.py (Meta, Hugging Face and GGUF files of
+// the same bf16 weights, plus the float64 reference's logits and greedy tokens), and runs of the
 // `llama3 generate` CLI on them, for the end-to-end tests in reference_test.cpp.
 // Header-only: tests/CMakeLists.txt compiles only *_test.cpp files of this folder.
 #include <fcntl.h>
@@ -34,8 +34,9 @@ struct ReferencePrompt {
   std::vector<double> margins;              // top1 - top2 at every prompt position
   std::vector<int32_t> greedy;              // greedy continuation (full recomputation)
   std::vector<double> greedy_margins;       // top1 - top2 at each greedy step
-  // The same answers with keys and values rounded to bf16 (prompts made with @kvbf16).
-  std::shared_ptr<const ReferencePrompt> kv_bf16;
+  // The same answers with keys and values rounded to bf16 (prompts made with @kvbf16), with every
+  // product's input rounded to int8 blocks (@actq8), and with the matrices rounded to bf16 (@bf16w).
+  std::shared_ptr<const ReferencePrompt> kv_bf16, act_q8, bf16_weights;
 };
 
 struct ReferenceModel {
@@ -108,7 +109,13 @@ inline ReferencePrompt read_prompt(const nlohmann::json& p, std::vector<int32_t>
   r.margins = vec<double>(p, "margins");
   r.greedy = vec<int32_t>(p, "greedy");
   r.greedy_margins = vec<double>(p, "greedy_margins");
-  if (p.contains("kv_bf16")) r.kv_bf16 = std::make_shared<ReferencePrompt>(read_prompt(p.at("kv_bf16"), r.tokens));
+  auto variant = [&](const char* key) -> std::shared_ptr<const ReferencePrompt> {
+    if (!p.contains(key)) return nullptr;
+    return std::make_shared<ReferencePrompt>(read_prompt(p.at(key), r.tokens));
+  };
+  r.kv_bf16 = variant("kv_bf16");
+  r.act_q8 = variant("act_q8");
+  r.bf16_weights = variant("bf16_weights");
   return r;
 }
 
@@ -155,7 +162,8 @@ inline ReferenceModel make_reference_model(const ReferenceSpec& spec, const fs::
 // the first one generated, while concurrent ones wait on a lock file.
 inline ReferenceModel cached_reference_model(const ReferenceSpec& spec) {
   uint64_t h = detail::fnv1a(detail::make_model_command(spec, "OUT"));
-  for (const char* source : {"make_model.py", "model_files.py", "llama_reference.py"}) {
+  for (const char* source :
+       {"make_model.py", "model_files.py", "llama_reference.py", "gguf_file.py", "ggml_blocks.py"}) {
     h = detail::fnv1a(read_text(detail::reference_dir() / source), h);
   }
   const fs::path root = fs::path(LLAMA3_BINARY_DIR) / "test-tmp" / "reference-models";

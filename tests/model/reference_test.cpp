@@ -10,7 +10,9 @@
 //   * greedy tokens equal up to the first such near tie,
 //   * the same weights in different files (Meta sharded or not, HF sharded or not, bf16/f16/f32)
 //     give the same tokens and logits within 1e-5 relative.
-// Models are generated once and cached under the build tree (see reference_fixture.h).
+// Models are generated once and cached under the build tree (see reference_fixture.h); the
+// models are in reference_models.h, the tolerances and comparisons in reference_compare.h, and
+// the GGUF files of the same weights are tested in gguf_reference_test.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,217 +22,13 @@
 #include <string>
 #include <vector>
 
+#include "model/reference_compare.h"
 #include "model/reference_fixture.h"
+#include "model/reference_models.h"
 #include "test_support.h"
 
 namespace llama3::testing {
 namespace {
-
-// ---------------------------------------------------------------------------------------------
-// Tolerances.
-// ---------------------------------------------------------------------------------------------
-
-// Max |engine logit - reference logit|, relative to scale_of(prompt) = max(1, max |reference
-// logit|) over the prompt.
-// The engine runs in float32 from the same bf16 weights (KV cache in f32 here), so what is left
-// is float32 rounding (2^-24 ~ 6e-8 relative) accumulated over dot products of up to 8192
-// terms, the residual stream, RMSNorm, softmax over up to 1052 keys and float32 cos/sin tables.
-// Measured (this machine, AVX-512 kernels): at most 1.07e-6 relative over every model, prompt
-// and position here (the 1052-token prompt; 1B dims 7.5e-7; 300 tokens 8.2e-7). 1e-5 is ~10x
-// that, for other summation orders (AVX2/scalar kernels, other thread splits), and ~1000x below
-// what a real bug does: the un-permuted HF control is off by 4.65 absolute (~1.4 relative),
-// RoPE factor 32 instead of 8 by 2e-2..4e-2 (long prompt), theta 250000 read as 500000 by 0.12, and norm_eps
-// 1e-3 read as 1e-5 by ~1e-3 relative.
-constexpr double kLogitTol = 1e-5;
-
-// With the default bf16 KV cache, keys (after RoPE) and values are rounded to 8 significant bits
-// before attention. Against the exact reference that moves logits by 4.5e-3 relative (measured on
-// the 300-token prompt; the reference itself, rounding K and V the same way, moves by 4.48e-3):
-// bound 1.5e-2. Near ties (lead < 2 * tolerance) are then common, so up to 60% of the positions
-// may go unchecked for top-1 in that comparison.
-constexpr double kBf16KvLogitTol = 1.5e-2;
-// Against the reference that rounds K and V to bf16 too, only elements whose float32 value falls
-// on the other side of a bf16 rounding boundary than the float64 one differ (by one bf16 step).
-// Measured 3.4e-5 relative (300-token prompt, vs 4.5e-3 against the exact reference, so the
-// engine's bf16 cache is exactly round-to-nearest of post-RoPE keys and values); bound 2e-4.
-constexpr double kBf16KvRoundedTol = 2e-4;
-
-// Meta vs HF (and shards, dtypes) of identical weights: the engine should compute the same
-// numbers; 1e-5 relative allows only a different reduction order, nothing else.
-constexpr double kSameWeightsTol = 1e-5;
-
-// Exact float32 attention state for the tight comparisons.
-const std::string kF32Kv = "--kv_cache f32";
-
-// ---------------------------------------------------------------------------------------------
-// The models.
-// ---------------------------------------------------------------------------------------------
-
-// Long prompt on which the RoPE scaling factor (8 vs 32) changes the first greedy token with a
-// clear lead for both (found by scanning prompt lengths 1001..1100 of random:*:3; the test below
-// asserts it still holds, so a change of the scripts cannot silently make the test blind).
-const std::string kLongPrompt = "random:1052:3@last@greedy=4";
-
-// GQA (4 query heads on 2 kv heads, head_dim 64), tied embeddings, Llama 3.1 scaling factor 8.
-// Prompts: 0 = one token, 1 = 7 tokens, 2 = 300 tokens, 3 = the long prompt.
-const ReferenceModel& gqa_tied_s8() {
-  static const ReferenceModel m = cached_reference_model(
-      {"gqa_tied_s8",
-       R"({"dim":256,"n_layers":2,"n_heads":4,"n_kv_heads":2,"vocab_size":512,"ffn_dim":768,)"
-       R"("rope_scaling_factor":8,"tied":true})",
-       1,
-       {"7", "random:7:1", "random:300:2@kvbf16", kLongPrompt},
-       {"--greedy", "8", "--variant", "meta:meta2:shards=2", "--variant", "meta:meta4:shards=4",
-        "--variant", "hf:hf3:shards=3", "--variant", "hf:hf16:dtype=f16", "--variant",
-        "hf:hf32:dtype=f32", "--variant", "hf:hf_unpermuted:permute=false"}});
-  return m;
-}
-
-// The same weights (same seed and shapes) with scaling factor 32 (as Llama 3.2 1B/3B).
-const ReferenceModel& gqa_tied_s32() {
-  static const ReferenceModel m = cached_reference_model(
-      {"gqa_tied_s32",
-       R"({"dim":256,"n_layers":2,"n_heads":4,"n_kv_heads":2,"vocab_size":512,"ffn_dim":768,)"
-       R"("rope_scaling_factor":32,"tied":true})",
-       1,
-       {"random:7:1", kLongPrompt},
-       {"--greedy", "8"}});
-  return m;
-}
-
-// MHA (3 heads, 3 kv heads), untied head, Llama 3.0 (no RoPE scaling: no use_scaled_rope in
-// params.json, rope_scaling null in config.json).
-const ReferenceModel& mha_untied_llama30() {
-  static const ReferenceModel m = cached_reference_model(
-      {"mha_untied_llama30",
-       R"({"dim":192,"n_layers":2,"n_heads":3,"n_kv_heads":3,"vocab_size":512,"ffn_dim":512,)"
-       R"("rope_scaling_factor":null,"tied":false})",
-       2,
-       {"5", "random:7:4", "random:320:5"},
-       {"--greedy", "8", "--variant", "meta:meta2:shards=2"}});
-  return m;
-}
-
-// GQA 8 on 2 (head_dim 32), untied, factor 32, with a non-default rope_theta and norm_eps so
-// that both are proven to be read from the files. The eps is large (1e-3) because with std-1
-// embeddings the mean square under each norm is ~1: 1e-6 vs 1e-5 would move logits by only 8e-6
-// relative, under the tolerance; 1e-3 vs 1e-5 moves them by ~1e-3.
-const ReferenceModel& gqa_untied_s32() {
-  static const ReferenceModel m = cached_reference_model(
-      {"gqa_untied_s32",
-       R"({"dim":256,"n_layers":2,"n_heads":8,"n_kv_heads":2,"vocab_size":512,"ffn_dim":640,)"
-       R"("rope_scaling_factor":32,"tied":false,"rope_theta":250000.0,"norm_eps":1e-3})",
-       3,
-       {"random:7:6", "random:200:7"},
-       {"--greedy", "8"}});
-  return m;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Comparisons.
-// ---------------------------------------------------------------------------------------------
-
-// max(1, max |reference logit|) over the prompt's stored logits: tolerances are relative to it.
-double scale_of(const ReferencePrompt& ref) {
-  double scale = std::max(1.0, max_abs(ref.last_logits));
-  for (const auto& row : ref.logits) scale = std::max(scale, max_abs(row));
-  return scale;
-}
-
-struct Agreement {
-  double max_err = 0;       // over the compared logits
-  double max_rel = 0;       // max_err / scale
-  size_t top1_checked = 0;  // positions with a decisive reference top-1
-  size_t top1_skipped = 0;  // near ties
-  size_t greedy_checked = 0;
-};
-
-// Greedy steps whose choice is decided: all steps before the first near tie (margin <= limit).
-size_t decided_greedy_steps(const ReferencePrompt& ref, double limit) {
-  size_t n = 0;
-  while (n < ref.greedy.size() && ref.greedy_margins[n] > limit) ++n;
-  return n;
-}
-
-// Compares a run with the reference on one prompt; `tol` is relative to scale_of(ref).
-// At most max_near_ties of the positions may be too close to call.
-Agreement expect_agrees(const EngineRun& run, const ReferencePrompt& ref, double tol,
-                        const std::string& what, double max_near_ties = 0.05) {
-  SCOPED_TRACE(what);
-  Agreement a;
-  const double scale = scale_of(ref);
-  const double abs_tol = tol * scale;
-  EXPECT_EQ(run.prompt, ref.tokens);
-  if (run.logits.size() == ref.tokens.size() && run.logits.size() > 1) {  // every position
-    for (size_t p = 0; p < ref.tokens.size(); ++p) {
-      if (!ref.logits.empty()) a.max_err = std::max(a.max_err, max_abs_error(run.logits[p], ref.logits[p]));
-      if (ref.margins[p] > 2 * abs_tol) {
-        ++a.top1_checked;
-        EXPECT_EQ(argmax(run.logits[p]), ref.top1[p]) << "top-1 at prompt position " << p
-                                                       << " (reference margin " << ref.margins[p] << ")";
-      } else {
-        ++a.top1_skipped;
-      }
-    }
-    a.max_err = std::max(a.max_err, max_abs_error(run.logits.back(), ref.last_logits));
-  } else {
-    EXPECT_EQ(run.logits.size(), 1u);
-    a.max_err = max_abs_error(run.logits.back(), ref.last_logits);
-    if (ref.margins.back() > 2 * abs_tol) {
-      ++a.top1_checked;
-      EXPECT_EQ(argmax(run.logits.back()), ref.top1.back()) << "top-1 at the last prompt position";
-    } else {
-      ++a.top1_skipped;
-    }
-  }
-  a.max_rel = a.max_err / scale;
-  EXPECT_LE(a.max_rel, tol) << "max |logit error| " << a.max_err << " at logit scale " << scale;
-  // Near ties must stay rare, or the top-1 check would be vacuous.
-  EXPECT_LE(static_cast<double>(a.top1_skipped),
-            max_near_ties * static_cast<double>(a.top1_checked + a.top1_skipped))
-      << "too many near ties";
-
-  a.greedy_checked = std::min(decided_greedy_steps(ref, 2 * abs_tol), run.generated.size());
-  EXPECT_EQ(run.generated.size(), ref.greedy.size());
-  for (size_t i = 0; i < a.greedy_checked; ++i) {
-    EXPECT_EQ(run.generated[i], ref.greedy[i]) << "greedy step " << i;
-  }
-  std::printf("[ reference ] %s: max err %.3g (%.3g relative to %.3g), top-1 %zu checked %zu near ties, "
-              "greedy %zu/%zu checked\n",
-              what.c_str(), a.max_err, a.max_rel, scale, a.top1_checked, a.top1_skipped, a.greedy_checked,
-              ref.greedy.size());
-  return a;
-}
-
-// Two runs of the same weights: identical tokens, logits within kSameWeightsTol relative.
-void expect_same(const EngineRun& a, const EngineRun& b, const std::string& what) {
-  SCOPED_TRACE(what);
-  EXPECT_EQ(a.generated, b.generated);
-  ASSERT_EQ(a.logits.size(), b.logits.size());
-  double worst = 0;
-  for (size_t p = 0; p < a.logits.size(); ++p) {
-    double scale = 1;
-    for (float x : a.logits[p]) scale = std::max(scale, static_cast<double>(std::abs(x)));
-    worst = std::max(worst, max_abs_error(b.logits[p], a.logits[p]) / scale);
-  }
-  EXPECT_LE(worst, kSameWeightsTol);
-  std::printf("[ reference ] %s: max relative difference %.3g\n", what.c_str(), worst);
-}
-
-EngineRun run_all(const ReferenceModel& m, const std::string& folder, size_t prompt,
-                  const std::string& flags = kF32Kv) {
-  const ReferencePrompt& ref = m.prompts.at(prompt);
-  return run_engine(m.folder(folder), ref.tokens, static_cast<int>(ref.greedy.size()), true, flags);
-}
-
-// Checks every prompt of a model on one folder.
-void check_folder(const ReferenceModel& m, const std::string& folder, const std::string& name) {
-  for (size_t i = 0; i < m.prompts.size(); ++i) {
-    const ReferencePrompt& ref = m.prompts[i];
-    expect_agrees(run_all(m, folder, i), ref, kLogitTol,
-                  name + "/" + folder + " prompt of " + std::to_string(ref.tokens.size()));
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The reference itself.
@@ -303,20 +101,13 @@ TEST(ReferenceGqaTiedScaled8, EnvironmentVariablesSelectTheModel) {
 // ---------------------------------------------------------------------------------------------
 
 TEST(ReferenceGqaTiedScaled8, MetaAndHfGiveTheSameResult) {
-  for (size_t p : {1, 2}) {
-    expect_same(run_all(gqa_tied_s8(), "meta", p), run_all(gqa_tied_s8(), "hf", p),
-                "gqa_tied_s8 meta vs hf, prompt " + std::to_string(p));
-  }
+  for (size_t p : {1, 2}) expect_same_folders(gqa_tied_s8(), "gqa_tied_s8", "meta", "hf", p);
 }
-
 TEST(ReferenceMhaUntiedLlama30, MetaAndHfGiveTheSameResult) {
-  expect_same(run_all(mha_untied_llama30(), "meta", 2), run_all(mha_untied_llama30(), "hf", 2),
-              "mha_untied_llama30 meta vs hf");
+  expect_same_folders(mha_untied_llama30(), "mha_untied_llama30", "meta", "hf", 2);
 }
-
 TEST(ReferenceGqaUntiedScaled32, MetaAndHfGiveTheSameResult) {
-  expect_same(run_all(gqa_untied_s32(), "meta", 1), run_all(gqa_untied_s32(), "hf", 1),
-              "gqa_untied_s32 meta vs hf");
+  expect_same_folders(gqa_untied_s32(), "gqa_untied_s32", "meta", "hf", 1);
 }
 
 TEST(ReferenceGqaTiedScaled8, MetaShardedTwoAndFourEqualUnsharded) {

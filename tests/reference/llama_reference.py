@@ -181,6 +181,15 @@ def silu(x: torch.Tensor) -> torch.Tensor:
     return x / (1.0 + torch.exp(-x))
 
 
+def quantize_activations(x: torch.Tensor) -> torch.Tensor:
+    """The values an int8 activation quantizer keeps: per block of 32 along the last axis,
+    d = max|x| / 127 and x -> d * round_half_even(x / d) (an all-zero block stays zero)."""
+    blocks = x.reshape(*x.shape[:-1], x.shape[-1] // 32, 32)
+    d = blocks.abs().amax(dim=-1, keepdim=True) / 127.0
+    q = torch.round(blocks / torch.where(d == 0, torch.ones_like(d), d)).clamp(-127, 127)
+    return (q * d).reshape(x.shape)
+
+
 # ---------------------------------------------------------------------------------------------
 # The model.
 # ---------------------------------------------------------------------------------------------
@@ -193,11 +202,15 @@ class LlamaReference:
     give the same numbers; the engine is compared against the default.
     kv_round: None, or a dtype (torch.bfloat16) that keys (after RoPE) and values are rounded to,
     through float32, before attention: what an engine with a bf16 KV cache computes.
+    act_quant: round the input of every matrix product (q/k/v, wo, w1/w3, w2 and the LM head) to
+    int8 blocks as quantize_activations does: what an engine computes whose products with 8- or
+    4-bit weights take int8 activations.
     """
     cfg: LlamaConfig
     weights: Dict[str, torch.Tensor]
     rope_style: str = "interleaved"
     kv_round: Optional[torch.dtype] = None
+    act_quant: bool = False
     _f64: Dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -246,7 +259,7 @@ class LlamaReference:
         c = self.cfg
         p = f"layers.{layer}."
         seq = x.shape[0]
-        h = rms_norm(x, self.w(p + "attention_norm.weight"), c.norm_eps)
+        h = self._act(rms_norm(x, self.w(p + "attention_norm.weight"), c.norm_eps))
         q = (h @ self.w(p + "attention.wq.weight").T).view(seq, c.n_heads, c.head_dim)
         k = (h @ self.w(p + "attention.wk.weight").T).view(seq, c.n_kv_heads, c.head_dim)
         v = (h @ self.w(p + "attention.wv.weight").T).view(seq, c.n_kv_heads, c.head_dim)
@@ -257,11 +270,14 @@ class LlamaReference:
             k = k.to(torch.float32).to(self.kv_round).to(torch.float64)
             v = v.to(torch.float32).to(self.kv_round).to(torch.float64)
         attn = causal_attention(q, k, v).reshape(seq, c.dim)
-        x = x + attn @ self.w(p + "attention.wo.weight").T
-        h = rms_norm(x, self.w(p + "ffn_norm.weight"), c.norm_eps)
+        x = x + self._act(attn) @ self.w(p + "attention.wo.weight").T
+        h = self._act(rms_norm(x, self.w(p + "ffn_norm.weight"), c.norm_eps))
         gate = silu(h @ self.w(p + "feed_forward.w1.weight").T)
         up = h @ self.w(p + "feed_forward.w3.weight").T
-        return x + (gate * up) @ self.w(p + "feed_forward.w2.weight").T
+        return x + self._act(gate * up) @ self.w(p + "feed_forward.w2.weight").T
+
+    def _act(self, x: torch.Tensor) -> torch.Tensor:
+        return quantize_activations(x) if self.act_quant else x
 
     def hidden(self, tokens: Sequence[int]) -> torch.Tensor:
         """Final-normed hidden states for every position: float64 [T, dim]."""
@@ -282,6 +298,7 @@ class LlamaReference:
         """LM head: [T, dim] float64 -> [T, vocab] float64, converting the matrix in slices so
         a 128k-vocabulary head never exists whole in float64."""
         head = self._lm_head_matrix()
+        hidden = self._act(hidden)
         parts = [hidden @ head[i:i + rows].to(torch.float64).T
                  for i in range(0, head.shape[0], rows)]
         return torch.cat(parts, dim=1)

@@ -1,13 +1,17 @@
 #!/usr/bin/python3
-"""Makes a random Llama 3 model in Meta and Hugging Face layouts plus the float64 reference's
+"""Makes a random Llama 3 model in Meta, Hugging Face and GGUF layouts plus the float64 reference's
 answers for some prompts, for the engine's end-to-end tests.
 
     /usr/bin/python3 make_model.py --config '{"dim":256,"n_layers":2,"n_heads":4,
         "n_kv_heads":2,"vocab_size":512,"ffn_dim":768,"rope_scaling_factor":8,"tied":true}'
         --seed 1 --out DIR --prompt 1,2,3 --prompt random:300:7 --greedy 8
 
-A prompt may end in @last (store only its last position's logits), @greedy=N, or @kvbf16 (add
-"kv_bf16": {the same fields} for keys and values rounded to bf16, as a bf16 KV cache does).
+A prompt may end in @last (store only its last position's logits), @greedy=N, @kvbf16 (add
+"kv_bf16": {the same fields} for keys and values rounded to bf16, as a bf16 KV cache does),
+@actq8 (add "act_q8": {the same fields} for every matrix product's input rounded to int8 blocks,
+as the engine's products with 8- and 4-bit weights do) or @bf16w (add "bf16_weights": {the same
+fields} for the matrices rounded to bf16, as --optimizations bf16 runs a quantized file: every
+matrix but an untied embedding table, which stays as stored).
 This writes DIR/meta/ (params.json, consolidated.NN.pth), DIR/hf/ (config.json, *.safetensors) and
 DIR/expected.json:
     {"config": {...}, "seed": S,
@@ -18,10 +22,14 @@ DIR/expected.json:
                   "greedy": [...], "greedy_margins": [...]}]}
 Greedy tokens are computed by recomputing the whole sequence at every step (no cache).
 
-More folders of the same weights: --variant meta:NAME:shards=2,rope_factor_key=false and
+More folders of the same weights: --variant meta:NAME:shards=2,rope_factor_key=false,
 --variant hf:NAME:shards=3,dtype=f16,permute=false (permute=false is the negative control: q/k
 rows left in Meta's order; rope_factor_key=false leaves a non-8 factor out of params.json, as
-Meta's Llama 3.2 1B/3B files do).
+Meta's Llama 3.2 1B/3B files do) and --variant gguf:NAME:dtype=q8_0,undo_permute=false (a folder
+NAME holding model.gguf, made as llama.cpp's converter makes it from the HF folder; dtype bf16,
+f16, f32, q8_0 or q4_0; undo_permute=false is the negative control: q/k rows left in HF's order).
+--quantized q8_0|q4_0: the reference computes with the matrices as a GGUF of that type holds them
+(dequantized); only gguf variants of that type are written then.
 
 Config keys: dim, n_layers, n_heads, n_kv_heads, vocab_size, ffn_dim, norm_eps, rope_theta,
 rope_scaling_factor (a number, or null for Llama 3.0), tied, and optionally multiple_of /
@@ -41,7 +49,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 from llama_reference import LlamaConfig, LlamaReference, top1_and_margin  # noqa: E402
-from model_files import random_tokens, random_weights, write_hf, write_meta  # noqa: E402
+from model_files import (GGUF_TYPES, gguf_held_weights, random_tokens, random_weights,  # noqa: E402
+                         write_gguf, write_hf, write_meta)
 
 
 def parse_config(text: str) -> LlamaConfig:
@@ -60,17 +69,22 @@ def parse_prompt(spec: str, vocab_size: int, greedy: int, last_only: bool) -> di
     position's logits), @greedy=N (greedy tokens for this prompt) and @kvbf16 (also the answers
     of a model whose keys and values are rounded to bf16, as with a bf16 KV cache)."""
     body, *mods = spec.split("@")
-    prompt = {"greedy": greedy, "last_only": last_only, "kv_bf16": False}
+    prompt = {"greedy": greedy, "last_only": last_only, "kv_bf16": False, "act_q8": False,
+              "bf16_weights": False}
     for mod in mods:
         if mod == "last":
             prompt["last_only"] = True
         elif mod == "kvbf16":
             prompt["kv_bf16"] = True
+        elif mod == "actq8":
+            prompt["act_q8"] = True
+        elif mod == "bf16w":
+            prompt["bf16_weights"] = True
         elif mod.startswith("greedy="):
             prompt["greedy"] = int(mod[len("greedy="):])
         else:
-            raise SystemExit(f"bad prompt option {mod!r} in {spec!r}: use @last, @kvbf16 or "
-                             "@greedy=N")
+            raise SystemExit(f"bad prompt option {mod!r} in {spec!r}: use @last, @kvbf16, "
+                             "@actq8, @bf16w or @greedy=N")
     if body.startswith("random:"):
         parts = body.split(":")
         if len(parts) != 3:
@@ -84,24 +98,31 @@ def parse_prompt(spec: str, vocab_size: int, greedy: int, last_only: bool) -> di
 
 
 def parse_variant(spec: str) -> dict:
-    """meta:NAME[:k=v,...] or hf:NAME[:k=v,...]."""
+    """meta:NAME[:k=v,...], hf:NAME[:k=v,...] or gguf:NAME[:k=v,...]."""
     parts = spec.split(":")
-    if len(parts) not in (2, 3) or parts[0] not in ("meta", "hf") or not parts[1]:
-        raise SystemExit(f"bad variant {spec!r}: use meta:NAME[:shards=N,rope_factor_key=B] or "
-                         "hf:NAME[:shards=N,dtype=bf16|f16|f32,permute=true|false]")
+    if len(parts) not in (2, 3) or parts[0] not in ("meta", "hf", "gguf") or not parts[1]:
+        raise SystemExit(f"bad variant {spec!r}: use meta:NAME[:shards=N,rope_factor_key=B], "
+                         "hf:NAME[:shards=N,dtype=bf16|f16|f32,permute=true|false] or "
+                         "gguf:NAME[:dtype=bf16|f16|f32|q8_0|q4_0,undo_permute=true|false]")
     v = {"kind": parts[0], "name": parts[1], "shards": 1, "dtype": "bf16", "permute": True,
-         "rope_factor_key": True}
+         "rope_factor_key": True, "undo_permute": True}
+    truth = lambda value: value.lower() in ("1", "true", "yes")  # noqa: E731
     if len(parts) == 3:
         for item in parts[2].split(","):
             key, _, value = item.partition("=")
-            if key == "shards":
+            if key == "shards" and v["kind"] != "gguf":
                 v["shards"] = int(value)
-            elif key == "dtype" and v["kind"] == "hf":
+            elif key == "dtype" and v["kind"] in ("hf", "gguf"):
+                if v["kind"] == "gguf" and value not in GGUF_TYPES:
+                    raise SystemExit(f"bad GGUF dtype {value!r} in {spec!r}: use one of "
+                                     f"{', '.join(GGUF_TYPES)}")
                 v["dtype"] = value
             elif key == "permute" and v["kind"] == "hf":
-                v["permute"] = value.lower() in ("1", "true", "yes")
+                v["permute"] = truth(value)
+            elif key == "undo_permute" and v["kind"] == "gguf":
+                v["undo_permute"] = truth(value)
             elif key == "rope_factor_key" and v["kind"] == "meta":
-                v["rope_factor_key"] = value.lower() in ("1", "true", "yes")
+                v["rope_factor_key"] = truth(value)
             else:
                 raise SystemExit(f"bad variant option {item!r} in {spec!r}")
     return v
@@ -140,8 +161,11 @@ def main() -> None:
     ap.add_argument("--no-meta", action="store_true", help="skip OUT/meta")
     ap.add_argument("--no-hf", action="store_true", help="skip OUT/hf")
     ap.add_argument("--variant", action="append", default=[],
-                    help="extra folder: meta:NAME[:shards=N,rope_factor_key=B] or "
-                         "hf:NAME[:shards=N,dtype=D,permute=B] (repeatable)")
+                    help="extra folder: meta:NAME[:shards=N,rope_factor_key=B], "
+                         "hf:NAME[:shards=N,dtype=D,permute=B] or "
+                         "gguf:NAME[:dtype=D,undo_permute=B] (repeatable)")
+    ap.add_argument("--quantized", choices=["q8_0", "q4_0"], default=None,
+                    help="the reference uses the matrices as a GGUF of this type holds them")
     ap.add_argument("--reference-layers", type=int, default=None,
                     help="expected.json for only the first N layers of the model written (what "
                          "the engine's --layers N runs); the files keep every layer")
@@ -162,14 +186,27 @@ def main() -> None:
               "permute": True}
         variants.insert(int(not args.no_meta), hf)
 
+    if args.quantized:
+        for v in variants:
+            if v["kind"] != "gguf" or v["dtype"] != args.quantized:
+                raise SystemExit(f"--quantized {args.quantized}: variant {v['name']} would not hold "
+                                 "the weights the reference uses (add --no-meta --no-hf; gguf "
+                                 f"variants with dtype={args.quantized} only)")
+
     weights = random_weights(cfg, args.seed)
     os.makedirs(args.out, exist_ok=True)
     for v in variants:
         folder = os.path.join(args.out, v["name"])
         if v["kind"] == "meta":
             write_meta(folder, cfg, weights, v["shards"], v["rope_factor_key"])
-        else:
+        elif v["kind"] == "hf":
             write_hf(folder, cfg, weights, v["dtype"], v["shards"], v["permute"])
+        else:
+            os.makedirs(folder, exist_ok=True)
+            write_gguf(os.path.join(folder, "model.gguf"), cfg, weights, v["dtype"],
+                       v["undo_permute"])
+    if args.quantized:
+        weights = gguf_held_weights(cfg, weights, args.quantized)
 
     ref_cfg = cfg
     if args.reference_layers is not None:
@@ -179,13 +216,24 @@ def main() -> None:
         ref_cfg = dataclasses.replace(cfg, n_layers=args.reference_layers)
     ref = LlamaReference(ref_cfg, weights)
     ref_kv_bf16 = LlamaReference(ref_cfg, weights, kv_round=torch.bfloat16)
+    ref_act_q8 = LlamaReference(ref_cfg, weights, act_quant=True)
+    bf16_weights = {name: t.to(torch.bfloat16) if t.dim() == 2 and
+                    (cfg.tied or name != "tok_embeddings.weight") else t
+                    for name, t in weights.items()}
+    ref_bf16_weights = LlamaReference(ref_cfg, bf16_weights)
     entries = []
     for p in prompts:
         entry = expected_for(ref, p["tokens"], p["greedy"], p["last_only"])
         if p["kv_bf16"]:
             entry["kv_bf16"] = expected_for(ref_kv_bf16, p["tokens"], p["greedy"], p["last_only"])
+        if p["act_q8"]:
+            entry["act_q8"] = expected_for(ref_act_q8, p["tokens"], p["greedy"], p["last_only"])
+        if p["bf16_weights"]:
+            entry["bf16_weights"] = expected_for(ref_bf16_weights, p["tokens"], p["greedy"],
+                                                 p["last_only"])
         entries.append(entry)
-    expected = {"config": ref_cfg.to_dict(), "seed": args.seed, "prompts": entries}
+    expected = {"config": ref_cfg.to_dict(), "seed": args.seed, "quantized": args.quantized,
+                "prompts": entries}
     tmp = os.path.join(args.out, "expected.json.tmp")
     with open(tmp, "w") as f:
         json.dump(expected, f)

@@ -1,5 +1,6 @@
-"""Random Llama 3 weights and the two checkpoint layouts the engine reads: Meta's folder
-(params.json + consolidated.NN.pth) and Hugging Face's (config.json + *.safetensors).
+"""Random Llama 3 weights and the checkpoint layouts the engine reads: Meta's folder
+(params.json + consolidated.NN.pth), Hugging Face's (config.json + *.safetensors) and a GGUF
+file as llama.cpp's converter writes it (gguf_file.py, ggml_blocks.py).
 
 The safetensors files are written by hand from the format's definition (8-byte little-endian
 header length, JSON header, raw little-endian tensor bytes) so the fixtures do not depend on the
@@ -16,6 +17,8 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from ggml_blocks import decode, encode
+from gguf_file import F32, STRING, U32, GgufWriter
 from llama_reference import LlamaConfig, hf_permute
 
 # Smallest normal float16. Weights smaller than this are flushed to zero, so every bf16 weight is
@@ -351,4 +354,126 @@ def read_safetensors(path: str) -> Dict[str, torch.Tensor]:
         if info["dtype"] == "BF16":
             t = t.view(torch.bfloat16)
         out[name] = t.to(torch.float32).reshape(info["shape"])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# GGUF layout, as llama.cpp's convert_hf_to_gguf.py writes it from the Hugging Face folder.
+# ---------------------------------------------------------------------------------------------
+
+GGUF_TYPES = {"bf16": "BF16", "f16": "F16", "f32": "F32", "q8_0": "Q8_0", "q4_0": "Q4_0"}
+
+# general.file_type (llama.cpp's llama_ftype) of a file whose matrices are all of one type.
+_GGUF_FILE_TYPE = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7, "BF16": 32}
+
+
+def gguf_name(hf: str) -> str:
+    """llama.cpp's tensor name for a Hugging Face one."""
+    simple = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight":
+              "output_norm.weight", "lm_head.weight": "output.weight"}
+    if hf in simple:
+        return simple[hf]
+    _, _, n, rest = hf.split(".", 3)
+    per_layer = {
+        "self_attn.q_proj.weight": "attn_q", "self_attn.k_proj.weight": "attn_k",
+        "self_attn.v_proj.weight": "attn_v", "self_attn.o_proj.weight": "attn_output",
+        "mlp.gate_proj.weight": "ffn_gate", "mlp.up_proj.weight": "ffn_up",
+        "mlp.down_proj.weight": "ffn_down", "input_layernorm.weight": "attn_norm",
+        "post_attention_layernorm.weight": "ffn_norm",
+    }
+    return f"blk.{n}.{per_layer[rest]}.weight"
+
+
+def converter_permute(w: torch.Tensor, n_head: int, n_head_kv: int) -> torch.Tensor:
+    """What the converter does to q_proj (n_head, n_head) and k_proj (n_head, n_head_kv) rows:
+    within each head, HF's (half h, index i) row order back to Meta's interleaved pairs (i, h)."""
+    heads = n_head_kv  # the converter's rule: k_proj's heads when they differ from q's
+    rows = w.shape[0]
+    return w.reshape(heads, 2, rows // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def converter_rope_factors(config: dict) -> torch.Tensor:
+    """rope_freqs.weight for a "llama3" rope_scaling, computed as the converter does: torch
+    float32 throughout (so its values can differ from a float64 computation in the last bit)."""
+    rs = config["rope_scaling"]
+    dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    freqs = 1.0 / (config["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    factor, low, high = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+    old_context = rs["original_max_position_embeddings"]
+    out = []
+    for freq in freqs:  # 0-d float32 tensors: the arithmetic below stays in float32
+        wavelen = 2 * math.pi / freq
+        if wavelen < old_context / high:
+            out.append(torch.tensor(1.0))
+        elif wavelen > old_context / low:
+            out.append(torch.tensor(float(factor)))
+        else:
+            smooth = (old_context / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return torch.stack(out).to(torch.float32)
+
+
+def gguf_metadata(config: dict, file_type: str) -> list:
+    """The llama.* and general.* keys the converter writes (no tokenizer: the reference tests
+    give token ids), with its value types: u32 integers, f32 floats."""
+    head_dim = config["head_dim"]
+    kv = [("general.architecture", STRING, "llama"), ("general.type", STRING, "model"),
+          ("general.name", STRING, "reference model"),
+          ("llama.block_count", U32, config["num_hidden_layers"]),
+          ("llama.context_length", U32, config["max_position_embeddings"]),
+          ("llama.embedding_length", U32, config["hidden_size"]),
+          ("llama.feed_forward_length", U32, config["intermediate_size"]),
+          ("llama.attention.head_count", U32, config["num_attention_heads"]),
+          ("llama.attention.head_count_kv", U32, config["num_key_value_heads"]),
+          ("llama.rope.freq_base", F32, config["rope_theta"]),
+          ("llama.attention.layer_norm_rms_epsilon", F32, config["rms_norm_eps"]),
+          ("llama.attention.key_length", U32, head_dim),
+          ("llama.attention.value_length", U32, head_dim),
+          ("general.file_type", U32, _GGUF_FILE_TYPE[file_type]),
+          ("llama.vocab_size", U32, config["vocab_size"]),
+          ("llama.rope.dimension_count", U32, head_dim)]
+    if file_type in ("Q8_0", "Q4_0"):
+        kv.append(("general.quantization_version", U32, 2))
+    return kv
+
+
+def write_gguf(path: str, cfg: LlamaConfig, weights: Dict[str, torch.Tensor],
+               dtype_key: str = "bf16", undo_permute: bool = True) -> None:
+    """A GGUF file made the way llama.cpp's converter makes one from our Hugging Face folder:
+    from the HF tensors (q/k rows in HF's order) and config.json, q/k rows permuted back to
+    Meta's order (unless undo_permute=False: the negative control), llama.cpp's names, dims
+    innermost first, matrices in `dtype_key` (q8_0/q4_0 with ggml's reference rounding), 1-D
+    tensors in F32, rope_freqs.weight for a Llama 3.1 scaled model."""
+    type_name = GGUF_TYPES[dtype_key]
+    config = hf_config(cfg, "bf16")
+    writer = GgufWriter()
+    for key, vtype, value in gguf_metadata(config, type_name):
+        writer.add(key, vtype, value)
+    if config["rope_scaling"] is not None:
+        factors = converter_rope_factors(config)
+        writer.add_tensor("rope_freqs.weight", "F32", (len(factors),), encode(factors.numpy(), "F32"))
+    n_head, n_kv = config["num_attention_heads"], config["num_key_value_heads"]
+    for name, t in hf_state(cfg, weights).items():
+        if undo_permute and name.endswith("q_proj.weight"):
+            t = converter_permute(t, n_head, n_head)
+        elif undo_permute and name.endswith("k_proj.weight"):
+            t = converter_permute(t, n_head, n_kv)
+        values = t.to(torch.float32).numpy()
+        tensor_type = type_name if t.dim() == 2 else "F32"
+        writer.add_tensor(gguf_name(name), tensor_type, tuple(reversed(t.shape)), encode(values, tensor_type))
+    writer.write(path)
+
+
+def gguf_held_weights(cfg: LlamaConfig, weights: Dict[str, torch.Tensor],
+                      dtype_key: str) -> Dict[str, torch.Tensor]:
+    """The weights as a GGUF of `dtype_key` holds them: every matrix through the type's encoding
+    and back (float32; rows are encoded independently, so Meta's row order gives the same
+    values as the file's), norms unchanged."""
+    type_name = GGUF_TYPES[dtype_key]
+    out = {}
+    for name, t in weights.items():
+        if t.dim() == 2:
+            raw = encode(t.to(torch.float32).numpy(), type_name)
+            t = torch.from_numpy(decode(raw, type_name, tuple(t.shape)))
+        out[name] = t
     return out

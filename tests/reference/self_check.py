@@ -17,14 +17,18 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from ggml_blocks import decode, encode  # noqa: E402
+from gguf_file import GgufWriter, read_gguf  # noqa: E402
 from llama_reference import (  # noqa: E402
     LlamaConfig, LlamaReference, apply_rope_interleaved, causal_attention, hf_permute,
-    hf_unpermute, rms_norm, rope_frequencies, silu)
+    hf_unpermute, quantize_activations, rms_norm, rope_frequencies, silu)
 from model_files import (  # noqa: E402
-    hf_name, hf_state, meta_ffn_dim, meta_params, meta_shard_axis, meta_weight_shapes,
-    random_tokens, random_weights, read_safetensors, write_hf, write_meta)
+    converter_rope_factors, gguf_held_weights, hf_config, hf_name, hf_state, meta_ffn_dim,
+    meta_params, meta_shard_axis, meta_weight_shapes, random_tokens, random_weights,
+    read_safetensors, write_gguf, write_hf, write_meta)
 
 torch.set_num_threads(2)
 
@@ -343,6 +347,123 @@ class Files(unittest.TestCase):
         auto = meta_params(small())  # found automatically, must reproduce ffn_dim
         self.assertEqual(meta_ffn_dim(64, auto["multiple_of"], auto.get("ffn_dim_multiplier")),
                          SMALL["ffn_dim"])
+
+
+class Gguf(unittest.TestCase):
+    """The GGUF writer and the block math, against hand-made cases and the weights."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.path = os.path.join(self.tmp.name, "model.gguf")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_q8_0_rounds_half_away_from_zero_with_fp16_scale(self):
+        x = np.zeros(32, dtype=np.float32)
+        x[:5] = [127.0, 2.5, -2.5, 0.5, -126.4]  # amax 127: d = 1, so q = roundf(x)
+        raw = encode(x, "Q8_0")
+        self.assertEqual(len(raw), 34)
+        self.assertEqual(np.frombuffer(raw[:2], dtype=np.float16)[0], 1.0)
+        self.assertEqual(list(np.frombuffer(raw[2:7], dtype=np.int8)), [127, 3, -3, 1, -126])
+        y = np.random.default_rng(0).standard_normal(4096).astype(np.float32)
+        back = decode(encode(y, "Q8_0"), "Q8_0", y.shape)
+        d = np.abs(y.reshape(-1, 32)).max(axis=1, keepdims=True) / 127
+        # half a step, plus the fp16 rounding of d (relative 2^-11) times |q| <= 127
+        bound = (0.5 + 127 * 2.0 ** -11) * d
+        self.assertTrue(np.all(np.abs(back - y).reshape(-1, 32) <= bound))
+
+    def test_q4_0_scale_from_the_signed_maximum_and_nibble_order(self):
+        x = np.zeros(32, dtype=np.float32)
+        x[0], x[1], x[2], x[16], x[17] = -8.0, 7.0, 0.5, 0.49, 8.0  # |-8| first: d = -8/-8 = 1
+        raw = encode(x, "Q4_0")
+        self.assertEqual(len(raw), 18)
+        self.assertEqual(np.frombuffer(raw[:2], dtype=np.float16)[0], 1.0)
+        q = np.frombuffer(raw[2:], dtype=np.uint8)
+        # q = min(15, trunc(x / d + 8.5)): -8 -> 0, 7 -> 15, 0.5 -> 9, 0.49 -> 8, 8 -> 15 (clamped)
+        self.assertEqual([q[0] & 15, q[1] & 15, q[2] & 15, q[0] >> 4, q[1] >> 4], [0, 15, 9, 8, 15])
+        self.assertEqual(list(decode(raw, "Q4_0", (32,))[[0, 1, 16]]), [-8.0, 7.0, 0.0])
+        zero = encode(np.zeros(32, dtype=np.float32), "Q4_0")  # d = 0: every q is 8
+        self.assertEqual(list(decode(zero, "Q4_0", (32,))), [0.0] * 32)
+
+    def test_float_encodings_round_to_nearest_even(self):
+        x = np.array([1.0 + 2.0 ** -8, 1.0 + 3 * 2.0 ** -8, -3.0, 65504.0], dtype=np.float32)
+        self.assertEqual(list(decode(encode(x, "BF16"), "BF16", x.shape)), [1.0, 1.0 + 2 ** -6, -3.0, 65536.0])
+        self.assertEqual(list(decode(encode(x, "F16"), "F16", x.shape)), list(x))
+
+    def test_container_reads_back(self):
+        w = GgufWriter(alignment=64)
+        w.add("general.architecture", 8, "llama")
+        w.add("a.list", 9, (5, [1, -2, 3]))
+        w.add_tensor("t", "F32", (3,), np.arange(3, dtype=np.float32).tobytes())
+        w.add_tensor("u", "Q8_0", (32, 2), bytes(68))
+        w.write(self.path)
+        got = read_gguf(self.path)
+        self.assertEqual(got.version, 3)
+        self.assertEqual(got.metadata["general.alignment"], (4, 64))
+        self.assertEqual(got.metadata["a.list"], (9, (5, [1, -2, 3])))
+        self.assertEqual(got.tensors["t"][2], np.arange(3, dtype=np.float32).tobytes())
+        self.assertEqual(got.tensors["u"][:2], ("Q8_0", (32, 2)))
+        with self.assertRaises(ValueError):
+            w.add_tensor("v", "Q8_0", (16,), bytes(17))  # not a whole block
+
+    def test_gguf_holds_the_meta_weights_in_each_type(self):
+        for cfg in (small(), small(tied=True, n_kv_heads=4, rope_scaling_factor=None)):
+            w = random_weights(cfg, 8)
+            for dtype in ("bf16", "f16", "f32", "q8_0", "q4_0"):
+                write_gguf(self.path, cfg, w, dtype)
+                got = read_gguf(self.path)
+                meta = {k: v for k, (_, v) in got.metadata.items()}
+                self.assertEqual(meta["llama.attention.head_count_kv"], cfg.n_kv_heads)
+                self.assertEqual(meta["llama.block_count"], cfg.n_layers)
+                self.assertEqual("output.weight" in got.tensors, not cfg.tied)
+                self.assertEqual("rope_freqs.weight" in got.tensors, cfg.rope_scaling_factor is not None)
+                held = gguf_held_weights(cfg, w, dtype) if dtype in ("q8_0", "q4_0") else w
+                names = {"tok_embeddings.weight": "token_embd.weight", "norm.weight": "output_norm.weight",
+                         "output.weight": "output.weight"}
+                for name, t in held.items():
+                    if name not in names:
+                        _, n, rest = name.split(".", 2)
+                        short = {"attention.wq.weight": "attn_q", "attention.wk.weight": "attn_k",
+                                 "attention.wv.weight": "attn_v", "attention.wo.weight": "attn_output",
+                                 "feed_forward.w1.weight": "ffn_gate", "feed_forward.w3.weight": "ffn_up",
+                                 "feed_forward.w2.weight": "ffn_down", "attention_norm.weight": "attn_norm",
+                                 "ffn_norm.weight": "ffn_norm"}[rest]
+                        names[name] = f"blk.{n}.{short}.weight"
+                    type_name, dims, raw = got.tensors[names[name]]
+                    self.assertEqual(dims, tuple(reversed(t.shape)), name)
+                    self.assertEqual(type_name, dtype.upper() if t.dim() == 2 else "F32", name)
+                    # Meta's row order: the converter's permutation undid HF's exactly.
+                    values = torch.from_numpy(decode(raw, type_name, tuple(t.shape)))
+                    self.assertTrue(torch.equal(values, t.to(torch.float32)), (dtype, name))
+
+    def test_negative_control_keeps_hf_rows(self):
+        cfg = small()
+        w = random_weights(cfg, 9)
+        write_gguf(self.path, cfg, w, "bf16", undo_permute=False)
+        _, _, raw = read_gguf(self.path).tensors["blk.0.attn_k.weight"]
+        got = torch.from_numpy(decode(raw, "BF16", (cfg.n_kv_heads * cfg.head_dim, cfg.dim)))
+        self.assertTrue(torch.equal(got, hf_permute(w["layers.0.attention.wk.weight"], cfg.n_kv_heads).float()))
+
+    def test_rope_factors_are_the_reference_scaling_in_float32(self):
+        for factor in (8.0, 32.0):
+            cfg = small(rope_scaling_factor=factor, dim=128, n_heads=2, n_kv_heads=2)  # head_dim 64
+            factors = converter_rope_factors(hf_config(cfg, "bf16")).to(torch.float64)
+            unscaled = rope_frequencies(small(rope_scaling_factor=None, dim=128, n_heads=2, n_kv_heads=2))
+            want = unscaled / rope_frequencies(cfg)  # divisors
+            self.assertLess(float(((factors - want) / want).abs().max()), 1e-6)
+            self.assertEqual(float(factors[0]), 1.0)
+            self.assertEqual(float(factors[-1]), factor)
+            self.assertTrue(bool(((factors > 1) & (factors < factor)).any()))  # the blend band
+
+    def test_activation_quantization(self):
+        x = torch.linspace(-3, 5, 64, dtype=torch.float64).reshape(2, 32)
+        q = quantize_activations(x)
+        d = x.abs().amax(dim=-1, keepdim=True) / 127
+        self.assertTrue(torch.allclose(q / d, torch.round(q / d), atol=1e-9))  # on the grid
+        self.assertLessEqual(float(((q - x).abs() / d).max()), 0.5 + 1e-9)
+        self.assertTrue(torch.equal(quantize_activations(torch.zeros(3, 32, dtype=torch.float64)),
+                                    torch.zeros(3, 32, dtype=torch.float64)))
 
 
 if __name__ == "__main__":
