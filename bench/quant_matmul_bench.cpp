@@ -40,7 +40,7 @@ const Limits& limits() {
   static const Limits l = [] {
     const int saved = thread_count();
     set_thread_count(omp_get_num_procs());
-    Limits r{kernels::measure_read_bandwidth(size_t{1} << 30, 5), kernels::measure_compute_peak(0.2)};
+    Limits r{kernels::measure_read_bandwidth(size_t{1} << 30, 10), kernels::measure_compute_peak(0.2)};
     set_thread_count(saved);
     return r;
   }();

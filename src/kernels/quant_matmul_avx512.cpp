@@ -10,34 +10,15 @@
 #include <cstring>
 
 #include "kernels/quant_matmul.h"
+#include "kernels/quant_tile_input.h"
 
 namespace llama3::kernels {
 
 namespace {
 
-// Activation data of a tile: batch row t's bytes start at base + t * stride (activation_quant.h
-// row layout: q, then k/32 scales, then k/32 sums).
-// GCC 12's plain forms of these intrinsics start from _mm512_undefined_*() and trip
+// GCC 12's plain forms of some intrinsics start from _mm512_undefined_*() and trip
 // -Wmaybe-uninitialized; the zero-masked forms with a full mask compile to the same instructions.
 constexpr __mmask16 kAll = 0xffff;
-
-struct TileInput {
-  const std::byte* base;
-  int64_t stride;
-  int64_t scales;  // byte offset of the scales within a row (= k)
-  int64_t sums;    // byte offset of the sums within a row
-};
-
-inline int32_t load_i32(const std::byte* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline float load_f32(const std::byte* p) {
-  float v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
 
 // acc += w (u8) . the 4 int8 at a, broadcast to every dword lane. GCC 12 does not fold the
 // broadcast into vpdpbusd's memory operand ({1to16}) by itself; a separate vpbroadcastd costs
@@ -121,9 +102,7 @@ inline void group_rows(const uint8_t* group, int64_t scale_bytes, int64_t nb, Ti
                        int64_t t_end, float* y, int64_t ldy, __mmask16 mask, Prefetch& pf) {
   int64_t t = t_begin;
   for (; t + BT <= t_end; t += BT) {
-    TileInput at = in;
-    at.base += t * in.stride;
-    tile<F, BT>(group, scale_bytes, nb, at, y + t * ldy, ldy, mask, pf);
+    tile<F, BT>(group, scale_bytes, nb, in.from_row(t), y + t * ldy, ldy, mask, pf);
   }
   if constexpr (BT > 1) {
     if (t < t_end) group_rows<F, BT / 2>(group, scale_bytes, nb, in, t, t_end, y, ldy, mask, pf);
@@ -137,10 +116,8 @@ void rows(const QMatmulJob& job, int64_t row_begin, int64_t row_end) {
   const int64_t nb = job.w.cols / kQuantBlock;
   const int64_t scale_bytes = packed_scale_bytes(job.w.cols);
   const int64_t group_bytes = packed_group_bytes(F, job.w.cols);
-  const TileInput in{reinterpret_cast<const std::byte*>(x.q(0)), x.row_stride(), x.k(), x.k() + 4 * nb};
-  // Batch rows per pass: their activations (~384 KiB) stay in L2 while each weight group is
-  // read from memory once per pass and reused from cache by every tile of the pass.
-  const int64_t block = std::max<int64_t>(kTile, (384 * 1024 / x.row_stride()) / kTile * kTile);
+  const TileInput in(x);
+  const int64_t block = batch_rows_per_pass(x, kTile);
   for (int64_t t0 = 0; t0 < x.rows(); t0 += block) {
     const int64_t t1 = std::min(x.rows(), t0 + block);
     const int64_t tiles = (t1 - t0 + kTile - 1) / kTile;
