@@ -32,7 +32,8 @@ inline __m512i dpbusd_broadcast(__m512i acc, __m512i w, const std::byte* a) {
 // tiles, so a group's first tile does not wait on memory for every block and batch-1 decode keeps
 // more misses in flight than the hardware prefetcher does (measured on Zen 4, 1 thread, batch 1:
 // ~22 against ~20 GB/s for Q8_0 and ~25 against ~16 GB/s for Q4_0; prefetching into L1 was
-// between the two).
+// between the two; with 2 threads, prefetching 2 or 4 groups ahead or with the NTA hint was
+// slower than 1 group ahead into L2).
 struct Prefetch {
   const char* next;
   const char* end;
