@@ -9,31 +9,19 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "kernels/quant_matmul.h"
+#include "kernels/quant_tile_input.h"
 
 namespace llama3::kernels {
 
 namespace {
 
-struct TileInput {
-  const std::byte* base;  // batch row t's activations at base + t * stride
-  int64_t stride;
-  int64_t scales;  // byte offsets of the scales and sums within a row
-  int64_t sums;
-};
+inline __m256i broadcast_i32(const std::byte* p) { return _mm256_set1_epi32(load_i32(p)); }
 
-inline __m256i broadcast_i32(const std::byte* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
-inline float load_f32(const std::byte* p) {
-  float v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
+// An opaque register copy: stops GCC from reassociating an accumulation chain into a tree of
+// temporaries (it did, and spilled them: 3x slower).
+inline void chain(__m256i& v) { asm("" : "+x"(v)); }
 
 // One block's exact integer dot products of 8 rows with BT batch rows (Q8_0: u - 128 folded in).
 template <WeightFormat F, int BT>
@@ -53,6 +41,7 @@ inline void block_dots(const uint8_t* qb, const TileInput& in, int64_t b, __m256
         const __m256i a = broadcast_i32(ab + t * in.stride + i * 4);
         const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(a, w));
         s[t] = _mm256_add_epi32(s[t], _mm256_madd_epi16(p, ones));
+        chain(s[t]);
       }
     }
   } else {
@@ -69,6 +58,7 @@ inline void block_dots(const uint8_t* qb, const TileInput& in, int64_t b, __m256
         const std::byte* a = ab + t * in.stride;
         s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(lo, broadcast_i32(a + i * 4)));
         s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(hi, broadcast_i32(a + 16 + i * 4)));
+        chain(s16[t]);
       }
     }
 #pragma GCC unroll 8
@@ -113,9 +103,7 @@ inline void half_rows(const uint8_t* group, int64_t scale_bytes, int64_t nb, int
                       int64_t t_begin, int64_t t_end, float* y, int64_t ldy, int valid) {
   int64_t t = t_begin;
   for (; t + BT <= t_end; t += BT) {
-    TileInput at = in;
-    at.base += t * in.stride;
-    tile<F, BT>(group, scale_bytes, nb, half, at, y + t * ldy, ldy, valid);
+    tile<F, BT>(group, scale_bytes, nb, half, in.from_row(t), y + t * ldy, ldy, valid);
   }
   if constexpr (BT > 1) {
     if (t < t_end) half_rows<F, BT / 2>(group, scale_bytes, nb, half, in, t, t_end, y, ldy, valid);
@@ -129,8 +117,8 @@ void rows(const QMatmulJob& job, int64_t row_begin, int64_t row_end) {
   const int64_t nb = job.w.cols / kQuantBlock;
   const int64_t scale_bytes = packed_scale_bytes(job.w.cols);
   const int64_t group_bytes = packed_group_bytes(F, job.w.cols);
-  const TileInput in{reinterpret_cast<const std::byte*>(x.q(0)), x.row_stride(), x.k(), x.k() + 4 * nb};
-  const int64_t block = std::max<int64_t>(kTile, (384 * 1024 / x.row_stride()) / kTile * kTile);
+  const TileInput in(x);
+  const int64_t block = batch_rows_per_pass(x, kTile);
   for (int64_t t0 = 0; t0 < x.rows(); t0 += block) {
     const int64_t t1 = std::min(x.rows(), t0 + block);
     for (int64_t n = row_begin; n < row_end; n += kGroupRows) {

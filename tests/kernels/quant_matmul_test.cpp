@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <tuple>
 
 #include "core/error.h"
@@ -30,6 +31,11 @@ std::vector<float> product(const PackedMatrix& w, const QuantizedActivations& x)
   matmul_q(QMatmulJob{w, &x, y.data(), w.rows + 1});
   for (int64_t t = 0; t < x.rows(); ++t) EXPECT_EQ(y[t * (w.rows + 1) + w.rows], -7.0f) << "wrote past row " << t;
   return y;
+}
+
+std::string shape_name(const ::testing::TestParamInfo<std::tuple<WeightFormat, int64_t, int64_t>>& info) {
+  return std::string(weight_format_name(std::get<0>(info.param))) + "_rows" + std::to_string(std::get<1>(info.param)) +
+         "_k" + std::to_string(std::get<2>(info.param));
 }
 
 class QMatmulShapes : public ::testing::TestWithParam<std::tuple<WeightFormat, int64_t, int64_t>> {};
@@ -64,7 +70,8 @@ TEST_P(QMatmulShapes, EveryIsaIsBitwiseEqualToScalar) {
 
 INSTANTIATE_TEST_SUITE_P(OddSizes, QMatmulShapes,
                          ::testing::Combine(::testing::Values(WeightFormat::Q8_0, WeightFormat::Q4_0),
-                                           ::testing::Values(1, 15, 17, 33), ::testing::Values(32, 96, 2048, 8224)));
+                                           ::testing::Values(1, 15, 17, 33), ::testing::Values(32, 96, 2048, 8224)),
+                         shape_name);
 
 // Against an fp64 product of the dequantized weights and the ORIGINAL fp32 activations. Bound per
 // output: activation quantization moves each x by at most d_a / 2 (round to nearest; the fp32
