@@ -85,22 +85,32 @@ Stats measure(int reps, const Hygiene& h, Fn&& fn) {
 }
 
 // Operations and bytes of the matrix products per token, by the instruction they run on.
+// Seconds a token's products take at the peak of their instructions, for a set of matrices.
+struct Ops {
+  double bf16 = 0;  // 2 x multiply-adds on bf16 weights (fp32 FMA kernels)
+  double int8 = 0;  // on 8-/4-bit weights (vpdpbusd kernels)
+  double seconds_at(const kernels::ComputePeak& p) const {
+    const double int8_peak = p.int8_dot_gops > 0 ? p.int8_dot_gops : p.fp32_fma_gflops;  // no VNNI: fp32 FMA
+    return bf16 / (p.fp32_fma_gflops * 1e9) + int8 / (int8_peak * 1e9);
+  }
+};
+
 struct ModelCost {
   double bytes_per_token = 0;  // weights a decode step reads: every layer matrix and the LM head
-  double bf16_ops = 0;         // 2 x multiply-adds per token on bf16 weights (fp32 FMA kernels)
-  double int8_ops = 0;         // on 8-/4-bit weights (vpdpbusd kernels)
+  Ops layers;                  // per token, every token
+  Ops lm_head;                 // per token that needs logits (a prefill: only its last)
 };
 
 ModelCost model_cost(const model::ModelWeights& w) {
   ModelCost c;
-  auto add = [&](const model::Matrix& m) {
+  auto add = [&](const model::Matrix& m, Ops& ops) {
     c.bytes_per_token += static_cast<double>(m.bytes());
-    (m.format == kernels::WeightFormat::BF16 ? c.bf16_ops : c.int8_ops) += 2.0 * static_cast<double>(m.rows * m.cols);
+    (m.format == kernels::WeightFormat::BF16 ? ops.bf16 : ops.int8) += 2.0 * static_cast<double>(m.rows * m.cols);
   };
   for (const auto& L : w.layers) {
-    for (const model::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w3, &L.w2}) add(*m);
+    for (const model::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w3, &L.w2}) add(*m, c.layers);
   }
-  add(w.output);
+  add(w.output, c.lm_head);
   return c;
 }
 
@@ -130,10 +140,12 @@ int run_bench(const BenchOptions& o) {
   model::LlamaModel& m = *opened.model;
   const model::ModelConfig& c = m.config();
   const ModelCost cost = model_cost(m.weights());
-  // Time the products would take at the peak of their instructions (int8 falls back to fp32
-  // FMA on machines without VNNI).
-  const double int8_peak = peak.int8_dot_gops > 0 ? peak.int8_dot_gops : peak.fp32_fma_gflops;
-  const double ideal_s_per_token = cost.bf16_ops / (peak.fp32_fma_gflops * 1e9) + cost.int8_ops / (int8_peak * 1e9);
+  // Time the matrix products would take at the peak of their instructions (attention is left
+  // out: at these contexts it is a few percent of the work). A decode token runs every layer and
+  // the LM head; a prefill runs the LM head once.
+  const double layer_s = cost.layers.seconds_at(peak);
+  const double decode_ideal_s = layer_s + cost.lm_head.seconds_at(peak);
+  auto prefill_ideal_s = [&](int64_t tokens) { return static_cast<double>(tokens) * layer_s + cost.lm_head.seconds_at(peak); };
 
   fmt::print("machine: {} threads, {} kernels, read bandwidth {:.1f} GB/s, peaks: fp32 FMA {:.0f} GFLOP/s, "
              "vpdpbusd {:.0f} GOP/s, vdpbf16ps {:.0f} GFLOP/s\n",
@@ -145,7 +157,7 @@ int run_bench(const BenchOptions& o) {
              cost.bytes_per_token / 1e9, opened.load_seconds, opened.cache);
   const double roofline = bandwidth / cost.bytes_per_token;
   fmt::print("limits: batch-1 decode {:.2f} tok/s (bandwidth / bytes per token); prefill {:.1f} tok/s (compute peak)\n\n",
-             roofline, 1.0 / ideal_s_per_token);
+             roofline, static_cast<double>(std::max<int64_t>(o.prefill, 1)) / prefill_ideal_s(std::max<int64_t>(o.prefill, 1)));
 
   nlohmann::json result = {
       {"model", c.name}, {"layers", c.n_layers}, {"weights", opened.weights}, {"mode", opened.precision.mode},
@@ -153,7 +165,10 @@ int run_bench(const BenchOptions& o) {
       {"isa", kernels::isa_name(kernels::active_isa())}, {"read_bandwidth_gb_per_s", bandwidth / 1e9},
       {"peak_fp32_fma_gflops", peak.fp32_fma_gflops}, {"peak_vpdpbusd_gops", peak.int8_dot_gops},
       {"peak_vdpbf16ps_gflops", peak.bf16_dot_gflops}, {"weight_bytes_per_token", cost.bytes_per_token},
-      {"load_seconds", opened.load_seconds}, {"weight_cache", opened.cache}};
+      {"load_seconds", opened.load_seconds}, {"weight_cache", opened.cache},
+      // Seconds per token at the compute peaks: a decode token (layers + LM head), and the parts.
+      {"ideal_seconds", {{"decode_token", decode_ideal_s}, {"layers_per_token", layer_s},
+                         {"lm_head", cost.lm_head.seconds_at(peak)}}}};
   const int64_t longest = std::max<int64_t>({o.prefill, o.context + 8}) + 1;
   const std::vector<int32_t> prompt = bench_prompt(o, c.vocab_size, longest);
   const int64_t vocab = c.vocab_size;
@@ -168,7 +183,7 @@ int run_bench(const BenchOptions& o) {
       runner.prefill(0, tokens, o.prefill, false, logits);
       return static_cast<double>(o.prefill) / t.seconds();
     });
-    const double frac = s.best() * ideal_s_per_token;
+    const double frac = s.best() * prefill_ideal_s(o.prefill) / static_cast<double>(o.prefill);
     fmt::print("prefill {} tokens: {:.1f} tok/s best, {:.1f} median ({:.0f}% of the compute peak){}\n", o.prefill,
                s.best(), s.median(), 100 * frac, s.redone ? fmt::format(", {} disturbed reps redone", s.redone) : "");
     result["prefill"] = {{"tokens", o.prefill}, {"tokens_per_s", s.to_json()}, {"fraction_of_compute_peak", frac}};
@@ -220,7 +235,7 @@ int run_bench(const BenchOptions& o) {
     const double tps = s.best();
     const double ms = 1e3 * batch / tps;
     const double gbs = cost.bytes_per_token * tps / batch / 1e9;
-    const double of_peak = tps * ideal_s_per_token;
+    const double of_peak = tps * decode_ideal_s;
     fmt::print("{:>5} {:>10.1f} {:>12.2f} {:>12.1f} {:>12.1f} {:>9.0f}% {:>9.0f}%\n", batch, ms, tps / batch, tps, gbs,
                100 * gbs * 1e9 / bandwidth, 100 * of_peak);
     rows.push_back({{"batch", batch}, {"tokens_per_s", s.to_json()}, {"ms_per_step_best", ms},

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu_features.h"
+#include "kernels/elementwise_loops.h"
+
 namespace llama3::kernels {
 
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
@@ -12,10 +15,13 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
 }
 
+void silu_mul_scalar(float* gate, const float* up, int64_t n) { silu_mul_loop<ScalarLane>(gate, up, n); }
+
 void silu_mul(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  switch (active_isa()) {
+    case Isa::Avx512: return silu_mul_avx512(gate, up, n);
+    case Isa::Avx2: return silu_mul_avx2(gate, up, n);
+    case Isa::Scalar: return silu_mul_scalar(gate, up, n);
   }
 }
 

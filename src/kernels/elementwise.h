@@ -1,6 +1,7 @@
 #pragma once
-// Small per-row operations of the transformer. Memory-light next to the matrix products, so one
-// portable version each; GCC vectorizes the simple loops.
+// Small per-row operations of the transformer. Memory-light next to the matrix products: one
+// portable version each (GCC vectorizes the simple loops), except silu_mul, whose exp is
+// vectorized per ISA (elementwise_loops.h), bitwise equal to its scalar reference.
 #include <cstdint>
 
 namespace llama3::kernels {
@@ -8,8 +9,11 @@ namespace llama3::kernels {
 // y = x / sqrt(mean(x^2) + eps) * w  (sum of squares in double: n is up to 8192).
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
 
-// gate[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + exp(-z)).
+// gate[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + exp(-z)); exp as vector_exp.h.
 void silu_mul(float* gate, const float* up, int64_t n);
+void silu_mul_scalar(float* gate, const float* up, int64_t n);
+void silu_mul_avx2(float* gate, const float* up, int64_t n);
+void silu_mul_avx512(float* gate, const float* up, int64_t n);
 
 // Rotates each head's pairs (v[2i], v[2i+1]) by the angle whose cos/sin are cos[i], sin[i]
 // (Meta's RoPE convention; Hugging Face weights are un-permuted to it at load time).

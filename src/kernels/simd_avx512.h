@@ -30,6 +30,20 @@ struct Avx512Vec {
   }
   static __m512 set1(float v) { return _mm512_set1_ps(v); }
   static void store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+  // For vector_exp.h and the element-wise loops.
+  static __m512 add(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+  static __m512 mul(__m512 a, __m512 b) { return _mm512_mul_ps(a, b); }
+  static __m512 div(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
+  static __m512 min(__m512 a, __m512 b) { return _mm512_maskz_min_ps(0xffff, a, b); }
+  static __m512 max(__m512 a, __m512 b) { return _mm512_maskz_max_ps(0xffff, a, b); }
+  static __m512 round_even(__m512 v) {
+    return _mm512_maskz_roundscale_ps(0xffff, v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  // 2^n for integral n in [-126, 127].
+  static __m512 pow2(__m512 n) {
+    const __m512i e = _mm512_add_epi32(_mm512_maskz_cvtps_epi32(0xffff, n), _mm512_set1_epi32(127));
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, e, 23));
+  }
 };
 
 }  // namespace llama3::kernels

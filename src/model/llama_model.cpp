@@ -22,6 +22,18 @@ void ensure(std::vector<float>& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
 }
 
+// fn(begin, end) over [0, n) split over the threads, or on this thread when n is small: a
+// fork-join costs microseconds, more than a decode step's element-wise work of one token.
+template <typename Fn>
+void parallel_rows(int64_t n, Fn&& fn, int64_t min_parallel = 2) {
+  if (n < min_parallel) {
+    if (n > 0) fn(int64_t{0}, n);
+    return;
+  }
+  parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) { fn(static_cast<int64_t>(b), static_cast<int64_t>(e)); },
+               16);
+}
+
 }  // namespace
 
 LlamaModel::LlamaModel(ModelConfig config, ModelWeights weights)
@@ -138,14 +150,17 @@ void LlamaModel::attention_layer(int64_t l, std::span<const BatchItem> batch, Kv
 
   const kernels::KvPoolView& pool = cache.layer(l);
   const int64_t half = hd / 2;
-  for (int64_t t = 0; t < T; ++t) {
-    kernels::rope_rotate(s_.q.data() + t * q_dim, c.n_heads, hd, s_.cos.data() + t * half, s_.sin.data() + t * half);
-    kernels::rope_rotate(s_.k.data() + t * kv_dim, c.n_kv_heads, hd, s_.cos.data() + t * half,
-                         s_.sin.data() + t * half);
-    const BatchItem& item = batch[static_cast<size_t>(s_.item_of[static_cast<size_t>(t)])];
-    kernels::kv_store(pool, item.block_table, s_.pos[static_cast<size_t>(t)], s_.k.data() + t * kv_dim,
-                      s_.v.data() + t * kv_dim);
-  }
+  // Each token writes its own cache slot: tokens split over the threads (a prefill chunk).
+  parallel_rows(T, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      kernels::rope_rotate(s_.q.data() + t * q_dim, c.n_heads, hd, s_.cos.data() + t * half, s_.sin.data() + t * half);
+      kernels::rope_rotate(s_.k.data() + t * kv_dim, c.n_kv_heads, hd, s_.cos.data() + t * half,
+                           s_.sin.data() + t * half);
+      const BatchItem& item = batch[static_cast<size_t>(s_.item_of[static_cast<size_t>(t)])];
+      kernels::kv_store(pool, item.block_table, s_.pos[static_cast<size_t>(t)], s_.k.data() + t * kv_dim,
+                        s_.v.data() + t * kv_dim);
+    }
+  });
 
   // One task per (token, kv head): the query heads of a group read each cached row once.
   const int64_t group = c.n_heads / c.n_kv_heads;
@@ -172,7 +187,13 @@ void LlamaModel::attention_layer(int64_t l, std::span<const BatchItem> batch, Kv
   });
 
   project(s_.attn.data(), T, {{&w.wo, s_.out.data()}});
-  kernels::add_inplace(s_.x.data(), s_.out.data(), T * dim);
+  add_residual(T * dim);
+}
+
+void LlamaModel::add_residual(int64_t n) {
+  constexpr int64_t kParallelFrom = 1 << 16;  // below this the add is cheaper than a fork-join
+  parallel_rows(n, [&](int64_t i0, int64_t i1) { kernels::add_inplace(s_.x.data() + i0, s_.out.data() + i0, i1 - i0); },
+                kParallelFrom);
 }
 
 void LlamaModel::ffn_layer(int64_t l) {
@@ -188,9 +209,11 @@ void LlamaModel::ffn_layer(int64_t l) {
       kernels::rmsnorm(s_.x.data() + t * dim, w.ffn_norm.data(), s_.xn.data() + t * dim, dim, eps);
   });
   project(s_.xn.data(), T, {{&w.w1, s_.h1.data()}, {&w.w3, s_.h3.data()}});
-  kernels::silu_mul(s_.h1.data(), s_.h3.data(), T * c.ffn_dim);
+  parallel_rows(T * c.ffn_dim, [&](int64_t i0, int64_t i1) {
+    kernels::silu_mul(s_.h1.data() + i0, s_.h3.data() + i0, i1 - i0);
+  }, 1 << 15);
   project(s_.h1.data(), T, {{&w.w2, s_.out.data()}});
-  kernels::add_inplace(s_.x.data(), s_.out.data(), T * dim);
+  add_residual(T * dim);
 }
 
 }  // namespace llama3::model

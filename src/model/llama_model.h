@@ -40,6 +40,7 @@ class LlamaModel {
  private:
   void attention_layer(int64_t layer, std::span<const BatchItem> batch, KvCache& cache);
   void ffn_layer(int64_t layer);
+  void add_residual(int64_t n);  // x += out over the first n values
   // y = W x for each product, for the `rows` rows of x ([rows][W.cols], all W of one width).
   struct Product {
     const Matrix* w;
