@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "kernels/attention.h"
+#include "kernels/kv_pool.h"
 #include "model/model_config.h"
 
 namespace llama3::model {
@@ -22,6 +22,8 @@ class KvCache {
   int64_t block_size() const { return block_size_; }
   kernels::KvDType dtype() const { return dtype_; }
   size_t bytes() const { return bytes_; }
+  // What a cache of this shape allocates (bytes()), without allocating it.
+  static size_t bytes_for(const ModelConfig& config, int64_t num_blocks, int64_t block_size, kernels::KvDType dtype);
 
  private:
   int64_t num_blocks_;
