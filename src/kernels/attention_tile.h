@@ -81,7 +81,7 @@ inline void score_rows(const float* q, int64_t hd, const T* kt, int64_t ld_k, in
   }
 }
 
-// acc[r][d0 .. d0 + DV*W) = acc * alpha[r] + sum_{j < n} p[r][j] * v[j][...], for R rows.
+// acc[r][d0 .. d0 + DV*W) = acc (* alpha[r]) + sum_{j < n} p[r][j] * v[j][...], for R rows.
 template <typename V, typename T, int R, int DV>
 inline void pv_chunk(const float* p, int64_t ld_s, int64_t n, const T* v, int64_t hd, int64_t d0, float* acc,
                      int64_t ld_acc, const float* alpha) {
@@ -90,9 +90,13 @@ inline void pv_chunk(const float* p, int64_t ld_s, int64_t n, const T* v, int64_
   Vec a[R][DV];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    const Vec al = V::set1(alpha[r]);
 #pragma GCC unroll 8
-    for (int u = 0; u < DV; ++u) a[r][u] = V::mul(V::load(acc + r * ld_acc + d0 + u * W), al);
+    for (int u = 0; u < DV; ++u) a[r][u] = V::load(acc + r * ld_acc + d0 + u * W);
+    if (alpha) {
+      const Vec al = V::set1(alpha[r]);
+#pragma GCC unroll 8
+      for (int u = 0; u < DV; ++u) a[r][u] = V::mul(a[r][u], al);
+    }
   }
   const T* vr = v + d0;
   for (int64_t j = 0; j < n; ++j, vr += hd) {
@@ -141,10 +145,9 @@ inline void for_row_tiles(int64_t begin, int64_t end, Fn&& fn) {
 struct TaskScratch {
   std::vector<float> q;       // scaled queries [heads][rows][head_dim]
   std::vector<float> state;   // [heads][rows][head_dim + 2]: acc, then max and sum
-  std::vector<float> s;       // scores, then probabilities [rows][ld_s]
-  std::vector<float> alpha;   // [rows]
-  std::vector<int64_t> visible;  // keys of the block each row sees
-  std::vector<float> kt, v;   // a block widened to fp32: [head_dim][ld] and [block][head_dim]
+  std::vector<float> s;       // scores, then probabilities [heads][rows][step lanes]
+  std::vector<float> alpha;   // [heads][rows]
+  std::vector<float> kt, v;   // a block widened to fp32: [head_dim][lanes] and [block][head_dim]
 };
 
 // dst[i] = src[i] (* scale[i]) as fp32, for i < n.
@@ -175,6 +178,12 @@ inline void widen_rows(const T* src, float* dst, int64_t n, int64_t hd, const fl
   }
 }
 
+// The softmax runs over steps of up to kMaxStepBlocks blocks, as many as keep the scores of all
+// the task's rows within kStepFloats: one max, rescale and sum per row and step (decode: 8
+// blocks of 32), while a prefill tile's many rows step a block or two at a time.
+inline constexpr int64_t kStepFloats = 8192;
+inline constexpr int64_t kMaxStepBlocks = 32;
+
 template <typename V, typename T>
 void run_task(const AttentionTask& t) {
   using Vec = typename V::Vec;
@@ -188,16 +197,17 @@ void run_task(const AttentionTask& t) {
   const int64_t sw = hd + 2;  // state floats per row
   const bool q8 = pool.dtype == KvDType::Q8;
   const bool widen_blocks = bs % W != 0 || rows > kDirectRows;
-  const int64_t ld_s = (bs + W - 1) / W * W;
+  const int64_t ld_b = (bs + W - 1) / W * W;  // score lanes per block
+  const int64_t step_blocks = std::clamp<int64_t>(kStepFloats / (heads * rows * ld_b), 1, kMaxStepBlocks);
+  const int64_t ld_s = step_blocks * ld_b;
 
   thread_local TaskScratch sc;
   sc.q.resize(static_cast<size_t>(heads * rows * hd));
   sc.state.resize(static_cast<size_t>(heads * rows * sw));
-  sc.s.resize(static_cast<size_t>(rows * ld_s));
-  sc.alpha.resize(static_cast<size_t>(rows));
-  sc.visible.resize(static_cast<size_t>(rows));
+  sc.s.resize(static_cast<size_t>(heads * rows * ld_s));
+  sc.alpha.resize(static_cast<size_t>(heads * rows));
   if (widen_blocks) {
-    sc.kt.resize(static_cast<size_t>(hd * ld_s));
+    sc.kt.resize(static_cast<size_t>(hd * ld_b));
     sc.v.resize(static_cast<size_t>(bs * hd));
   }
   for (int64_t h = 0; h < heads; ++h) {
@@ -214,95 +224,125 @@ void run_task(const AttentionTask& t) {
 
   const T* kbase = static_cast<const T*>(pool.k);
   const T* vbase = static_cast<const T*>(pool.v);
-  const int64_t last_pos = t.first_pos + t.n_tokens - 1;
-  const int64_t key_end = std::min(t.key_end, last_pos + 1);
-  for (int64_t b0 = t.key_begin; b0 < key_end; b0 += bs) {
-    const int32_t block = t.block_table[static_cast<size_t>(b0 / bs)];
-    const int64_t n_keys = std::min(bs, key_end - b0);
-    const int64_t i0 = std::max<int64_t>(0, b0 - t.first_pos);  // first token that sees this block
-    const int64_t r0 = i0 * t.group;
-    for (int64_t r = r0; r < rows; ++r) sc.visible[r] = std::min(n_keys, t.first_pos + r / t.group - b0 + 1);
-    for (int64_t h = 0; h < heads; ++h) {
-      const int64_t kvh = t.head_begin + h;
-      const T* kt = kbase + pool.tile_offset(block, kvh);
-      const T* vt = vbase + pool.tile_offset(block, kvh);
-      const float* kscale = q8 ? pool.k_scale + pool.scale_offset(block, kvh) : nullptr;
-      const float* vscale = q8 ? pool.v_scale + pool.scale_offset(block, kvh) : nullptr;
-      const int64_t nkv = (n_keys + W - 1) / W;
-      const float* qh = sc.q.data() + h * rows * hd;
-      float* st = sc.state.data() + h * rows * sw;
+  // The first row of the task whose token sees position `pos` (rows are in position order).
+  auto first_row_seeing = [&](int64_t pos) { return std::max<int64_t>(0, pos - t.first_pos) * t.group; };
+  // Keys of block `b` (starting at b0, n_keys written) that row r sees: 0..n_keys.
+  auto visible = [&](int64_t r, int64_t b0, int64_t n_keys) {
+    return std::clamp<int64_t>(t.first_pos + r / t.group - b0 + 1, 0, n_keys);
+  };
+  const int64_t key_end = std::min(t.key_end, t.first_pos + t.n_tokens);
+  int32_t blocks[kMaxStepBlocks];
+  int64_t starts[kMaxStepBlocks], counts[kMaxStepBlocks];
+  for (int64_t step0 = t.key_begin; step0 < key_end; step0 += step_blocks * bs) {
+    const int64_t nb = std::min(step_blocks, (key_end - step0 + bs - 1) / bs);
+    for (int64_t ib = 0; ib < nb; ++ib) {
+      starts[ib] = step0 + ib * bs;
+      blocks[ib] = t.block_table[static_cast<size_t>(starts[ib] / bs)];
+      counts[ib] = std::min(bs, key_end - starts[ib]);
+    }
+    const int64_t r0 = first_row_seeing(step0);
 
-      // 1. Scores.
-      const float* kscale_in_loop = kscale;
-      auto scores = [&]<typename K>(const K* k, int64_t ld_k) {
-        for_row_tiles(r0, rows, [&]<int R>(int64_t r) {
-          score_rows<V, K, R>(qh + r * hd, hd, k, ld_k, nkv, kscale_in_loop, sc.s.data() + r * ld_s, ld_s);
-        });
-      };
-      if (widen_blocks) {
-        for (int64_t d = 0; d < hd; ++d) {
-          float* dst = sc.kt.data() + d * ld_s;
-          widen<V>(kt + d * bs, dst, n_keys, kscale);
-          std::fill(dst + n_keys, dst + nkv * W, 0.0f);
+    // 1. Scores, block by block and kv head by kv head (the order the pool stores them).
+    for (int64_t ib = 0; ib < nb; ++ib) {
+      const int64_t nkv = (counts[ib] + W - 1) / W;
+      const int64_t rb = first_row_seeing(starts[ib]);
+      for (int64_t h = 0; h < heads; ++h) {
+        const int64_t kvh = t.head_begin + h;
+        const T* kt = kbase + pool.tile_offset(blocks[ib], kvh);
+        const float* kscale = q8 ? pool.k_scale + pool.scale_offset(blocks[ib], kvh) : nullptr;
+        const float* qh = sc.q.data() + h * rows * hd;
+        float* s = sc.s.data() + h * rows * ld_s + ib * ld_b;
+        auto scores = [&]<typename K>(const K* k, int64_t ld_k, const float* ks) {
+          for_row_tiles(rb, rows, [&]<int R>(int64_t r) {
+            score_rows<V, K, R>(qh + r * hd, hd, k, ld_k, nkv, ks, s + r * ld_s, ld_s);
+          });
+        };
+        if (widen_blocks) {
+          for (int64_t d = 0; d < hd; ++d) {
+            float* dst = sc.kt.data() + d * ld_b;
+            widen<V>(kt + d * bs, dst, counts[ib], kscale);
+            std::fill(dst + counts[ib], dst + nkv * W, 0.0f);
+          }
+          scores(sc.kt.data(), ld_b, nullptr);
+        } else {
+          scores(kt, bs, kscale);
         }
-        kscale_in_loop = nullptr;
-        scores(sc.kt.data(), ld_s);
-      } else {
-        scores(kt, bs);
       }
+    }
 
-      // 2. Online softmax, row by row.
+    // 2. Online softmax, row by row: masked lanes (causality, padding) get no weight.
+    for (int64_t h = 0; h < heads; ++h) {
       for (int64_t r = r0; r < rows; ++r) {
-        float* s = sc.s.data() + r * ld_s;
-        const int64_t vis = sc.visible[r];
-        for (int64_t j = vis; j < nkv * W; ++j) s[j] = kNegInf;
+        float* s = sc.s.data() + (h * rows + r) * ld_s;
+        for (int64_t ib = 0; ib < nb; ++ib) {
+          std::fill(s + ib * ld_b + visible(r, starts[ib], counts[ib]), s + (ib + 1) * ld_b, kNegInf);
+        }
         Vec mx = V::load(s);
-        for (int64_t c = 1; c < nkv; ++c) mx = V::max(mx, V::load(s + c * W));
-        float lanes[W];
-        V::store(lanes, mx);
-        float m_blk = lanes[0];
-        for (int64_t i = 1; i < W; ++i) m_blk = std::max(m_blk, lanes[i]);
-        float* row_state = st + r * sw;
+        for (int64_t c = W; c < nb * ld_b; c += W) mx = V::max(mx, V::load(s + c));
+        float* row_state = sc.state.data() + (h * rows + r) * sw;
         const float m_old = row_state[hd];
-        const float m_new = std::max(m_old, m_blk);
+        const float m_new = std::max(m_old, V::hmax(mx));
         const float alpha = m_old == kNegInf ? 0.0f : exp_scalar(m_old - m_new);
         const Vec neg_m = V::set1(-m_new);
-        for (int64_t c = 0; c < nkv; ++c) V::store(s + c * W, exp_vec<V>(V::add(V::load(s + c * W), neg_m)));
-        for (int64_t j = vis; j < nkv * W; ++j) s[j] = 0.0f;
-        Vec sum = V::load(s);
-        for (int64_t c = 1; c < nkv; ++c) sum = V::add(sum, V::load(s + c * W));
+        Vec sum = V::zero();
+        for (int64_t c = 0; c < nb * ld_b; c += W) {
+          const Vec p = exp_vec<V>(V::add(V::load(s + c), neg_m));
+          V::store(s + c, p);
+          sum = V::add(sum, p);
+        }
+        // A masked lane's exp is the clamped exp(-87) ~ 1e-38, which vanishes in the sum (it holds
+        // the max's 1) but must not weigh a value (unwritten slots may hold anything): zero it.
+        for (int64_t ib = 0; ib < nb; ++ib) {
+          std::fill(s + ib * ld_b + visible(r, starts[ib], counts[ib]), s + (ib + 1) * ld_b, 0.0f);
+        }
         row_state[hd] = m_new;
         row_state[hd + 1] = row_state[hd + 1] * alpha + V::hsum(sum);
-        sc.alpha[r] = alpha;
-        if (vscale && !widen_blocks) {
-          for (int64_t c = 0; c < nkv; ++c) V::store(s + c * W, V::mul(V::load(s + c * W), V::load(vscale + c * W)));
+        sc.alpha[static_cast<size_t>(h * rows + r)] = alpha;
+        if (q8 && !widen_blocks) {
+          for (int64_t ib = 0; ib < nb; ++ib) {
+            const float* vscale = pool.v_scale + pool.scale_offset(blocks[ib], t.head_begin + h);
+            for (int64_t c = 0; c < counts[ib]; c += W) {
+              V::store(s + ib * ld_b + c, V::mul(V::load(s + ib * ld_b + c), V::load(vscale + c)));
+            }
+          }
         }
       }
+    }
 
-      // 3. Output accumulation (rows of a tile see at most the keys its last row sees).
-      auto accumulate = [&]<typename K>(const K* v) {
-        for_row_tiles(r0, rows, [&]<int R>(int64_t r) {
-          pv_rows<V, K, R>(sc.s.data() + r * ld_s, ld_s, sc.visible[r + R - 1], v, hd, st + r * sw, sw,
-                           sc.alpha.data() + r);
-        });
-      };
-      if (widen_blocks) {
-        widen_rows<V>(vt, sc.v.data(), n_keys, hd, vscale);
-        accumulate(sc.v.data());
-      } else {
-        accumulate(vt);
+    // 3. Output: acc = acc * alpha (once per step) + sum_j p_j v_j. Rows of a register tile run
+    // to the keys its last row sees; the others have p = 0 there.
+    for (int64_t ib = 0; ib < nb; ++ib) {
+      const int64_t rb = first_row_seeing(starts[ib]);
+      for (int64_t h = 0; h < heads; ++h) {
+        const int64_t kvh = t.head_begin + h;
+        const T* vt = vbase + pool.tile_offset(blocks[ib], kvh);
+        const float* p = sc.s.data() + h * rows * ld_s + ib * ld_b;
+        float* st = sc.state.data() + h * rows * sw;
+        const float* alpha = sc.alpha.data() + h * rows;
+        auto accumulate = [&]<typename K>(const K* v) {
+          for_row_tiles(rb, rows, [&]<int R>(int64_t r) {
+            pv_rows<V, K, R>(p + r * ld_s, ld_s, visible(r + R - 1, starts[ib], counts[ib]), v, hd, st + r * sw, sw,
+                             ib == 0 ? alpha + r : nullptr);
+          });
+        };
+        if (widen_blocks) {
+          widen_rows<V>(vt, sc.v.data(), counts[ib], hd,
+                        q8 ? pool.v_scale + pool.scale_offset(blocks[ib], kvh) : nullptr);
+          accumulate(sc.v.data());
+        } else {
+          accumulate(vt);
+        }
       }
     }
   }
 
   // Results: normalized rows, or the partial state for the merge.
   for (int64_t h = 0; h < heads; ++h) {
+    const int64_t kvh = t.head_begin + h;
     for (int64_t r = 0; r < rows; ++r) {
       const float* row_state = sc.state.data() + (h * rows + r) * sw;
-      const int64_t kvh = t.head_begin + h;
       if (t.partial) {
-        float* dst = t.partial + (kvh * rows + r) * sw;
-        std::copy(row_state, row_state + sw, dst);
+        std::copy(row_state, row_state + sw, t.partial + (kvh * rows + r) * sw);
       } else {
         float* dst = t.out + (r / t.group) * t.q_stride + (kvh * t.group + r % t.group) * hd;
         const float l = row_state[hd + 1];

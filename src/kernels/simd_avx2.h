@@ -28,6 +28,12 @@ struct Avx2Vec {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  static float hmax(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
   static __m256 set1(float v) { return _mm256_set1_ps(v); }
   static void store(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
   // For vector_exp.h and the element-wise loops.

@@ -33,6 +33,13 @@ struct Avx512Vec {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  static float hmax(__m512 v) {
+    const __m256 h = _mm256_max_ps(_mm512_maskz_extractf32x8_ps(0xff, v, 0), _mm512_maskz_extractf32x8_ps(0xff, v, 1));
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
   static __m512 set1(float v) { return _mm512_set1_ps(v); }
   static void store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
   // For vector_exp.h and the element-wise loops.

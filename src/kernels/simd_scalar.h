@@ -19,6 +19,7 @@ struct ScalarLane {
   static float set1(float v) { return v; }
   static void store(float* p, float v) { *p = v; }
   static float hsum(float v) { return v; }
+  static float hmax(float v) { return v; }
   static float add(float a, float b) { return a + b; }
   static float mul(float a, float b) { return a * b; }
   static float div(float a, float b) { return a / b; }

@@ -13,9 +13,9 @@ KvCache::KvCache(const ModelConfig& c, int64_t num_blocks, int64_t block_size, k
   const size_t per_pool = elements * kernels::kv_element_bytes(dtype);
   const size_t scales = dtype == kernels::KvDType::Q8 ? positions * static_cast<size_t>(c.n_kv_heads) : 0;
   auto allocate = [&](size_t bytes) {
-    storage_.push_back(std::make_unique_for_overwrite<std::byte[]>(bytes));
+    storage_.emplace_back(bytes);
     bytes_ += bytes;
-    return storage_.back().get();
+    return storage_.back().data();
   };
   for (int64_t l = 0; l < c.n_layers; ++l) {
     kernels::KvPoolView view;

@@ -4,9 +4,9 @@
 // hands out ids and keeps page tables); the forward pass only follows block tables.
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
+#include "core/large_buffer.h"
 #include "kernels/kv_pool.h"
 #include "model/model_config.h"
 
@@ -30,8 +30,8 @@ class KvCache {
   int64_t block_size_;
   kernels::KvDType dtype_;
   size_t bytes_ = 0;
-  // Uninitialized on purpose: pages are committed by the OS only when a block is first written.
-  std::vector<std::unique_ptr<std::byte[]>> storage_;
+  // Pages are committed by the OS only when a block is first written (core/large_buffer.h).
+  std::vector<LargeBuffer> storage_;
   std::vector<kernels::KvPoolView> views_;
 };
 
