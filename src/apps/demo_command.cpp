@@ -17,6 +17,7 @@
 #include "core/parallel.h"
 #include "model/model_source.h"
 #include "runtime/batch_generator.h"
+#include "runtime/kv_pool_plan.h"
 #include "runtime/prompt_file.h"
 #include "runtime/rss.h"
 #include "runtime/tsu_targets.h"
@@ -27,7 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void parse_page_params(const std::string& text, runtime::GenerationOptions& g) {
+void parse_page_params(const std::string& text, runtime::KvPoolRequest& g) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -41,7 +42,8 @@ void parse_page_params(const std::string& text, runtime::GenerationOptions& g) {
     check(value.is_number_integer() && value.get<int64_t>() > 0, "--page_params: {} must be a positive integer", key);
     (key == "page_block_size" ? g.block_size : g.num_blocks) = value.get<int64_t>();
   }
-  check(g.block_size <= 4096 && g.num_blocks <= (int64_t{1} << 22), "--page_params: values too large");
+  check(g.block_size.value_or(0) <= 4096 && g.num_blocks.value_or(0) <= (int64_t{1} << 22),
+        "--page_params: values too large");
 }
 
 fs::path url_cache_dir() { return user_cache_root() / "contexts"; }
@@ -61,7 +63,28 @@ int run_demo(const DemoOptions& o) {
   const auto model_dir = o.model.weights == "random" ? std::nullopt : model::resolve_model_dir(o.model.model_dir);
   if (!model_dir && !model_options.layers) model_options.layers = 2;
   model_options.mesh = o.fake_device;
-  model::OpenedModel opened = model::open_model(model_options.request());
+  const model::ModelRequest request = model_options.request();
+
+  // The KV pool is sized (or refused) before anything is loaded.
+  const model::ModelPlan plan = model::plan_model(request);
+  runtime::KvPoolRequest kv;
+  kv.batch_size = o.batch_size;
+  kv.max_seq_len = o.max_seq_len;
+  kv.dtype = plan.precision.kv_cache;
+  if (o.page_params) parse_page_params(*o.page_params, kv);
+  kv.kv_memory_gib = o.kv_memory;
+  kv.weight_bytes = plan.weight_bytes;
+  kv.available_bytes = runtime::available_memory_bytes();
+  const runtime::KvPoolPlan pool = runtime::plan_kv_pool(plan.config, kv);
+  if (o.paged_attention) {
+    fmt::print("KV cache: {} blocks of {} positions, {:.3f} GiB of {} ({}); one user at --max_seq_len {} takes "
+               "{:.3f} GiB\n",
+               pool.num_blocks, pool.block_size, static_cast<double>(pool.bytes) / (1 << 30),
+               kernels::kv_dtype_name(kv.dtype), pool.source, o.max_seq_len,
+               static_cast<double>(pool.bytes_per_user) / (1 << 30));
+  }
+
+  model::OpenedModel opened = model::open_model(request);
   model::LlamaModel& m = *opened.model;
   const model::ModelConfig& c = m.config();
   fmt::print("Loaded {} ({} weights, {} layers, {} mode: {}) in {:.2f} s; weight cache: {}\n", c.name, opened.weights,
@@ -121,7 +144,8 @@ int run_demo(const DemoOptions& o) {
   g.max_seq_len = o.max_seq_len;
   g.max_generated_tokens = o.max_generated_tokens;
   g.paged = o.paged_attention;
-  parse_page_params(o.page_params, g);
+  g.block_size = pool.block_size;
+  g.num_blocks = pool.num_blocks;
   g.sampling = runtime::parse_sampling_params(o.sampling_params);
   g.continuous_batching = o.continuous_batching;
   g.stress_test = o.stress_test;
@@ -134,7 +158,9 @@ int run_demo(const DemoOptions& o) {
                 {"paged_attention", o.paged_attention}, {"max_seq_len", o.max_seq_len},
                 {"max_generated_tokens", o.max_generated_tokens}, {"optimizations", opened.precision.mode},
                 {"device", o.fake_device}, {"instruct", o.instruct}, {"users", n_users},
-                {"sampling", nlohmann::json::parse(o.sampling_params)}};
+                {"sampling", nlohmann::json::parse(o.sampling_params)},
+                {"kv_cache", kernels::kv_dtype_name(g.kv_dtype)},
+                {"kv_pool", o.paged_attention ? pool.source : "contiguous: batch x max_seq_len"}};
   run.load_seconds = opened.load_seconds;
   run.weight_cache = opened.cache;
   run.stress_test = o.stress_test;

@@ -18,7 +18,12 @@ void DemoOptions::add_to(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--paged_attention", paged_attention, "paged KV cache (false: contiguous max_seq_len per user)")
       ->capture_default_str();
-  app.add_option("--page_params", page_params, "JSON: page_block_size, page_max_num_blocks")->capture_default_str();
+  app.add_option("--page_params", page_params,
+                 "JSON: page_block_size, page_max_num_blocks (default: blocks of 32, as many as --kv_memory holds)");
+  app.add_option("--kv_memory", kv_memory,
+                 "GiB for the KV cache (default: 90% of the memory available beside the weights, at most the "
+                 "batch at max_seq_len)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--sampling_params", sampling_params, "JSON: temperature (0 = argmax), top_p, top_k, seed")
       ->capture_default_str();
   app.add_option("--stress_test", stress_test, "sustained decode, users recycled at max_seq_len")->capture_default_str();

@@ -18,7 +18,9 @@ struct DemoOptions {
   int batch_size = 32;
   int64_t max_generated_tokens = 100;
   bool paged_attention = true;
-  std::string page_params = R"({"page_block_size":32,"page_max_num_blocks":1024})";
+  // Unset: blocks of 32, as many as --kv_memory holds (capped at the batch at max_seq_len).
+  std::optional<std::string> page_params;
+  std::optional<double> kv_memory;  // GiB; unset: what fits beside the weights, with a margin
   std::string sampling_params = R"({"temperature":0.6,"top_p":0.9,"top_k":32,"seed":42})";
   bool stress_test = false;
   int64_t start_pos = 0;

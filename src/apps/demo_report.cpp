@@ -113,9 +113,9 @@ void print_summary(const DemoRun& run) {
              s["decode_tokens_per_s_per_user"].get<double>(), s["decode_iterations"].get<size_t>(),
              s["decode_tokens_per_s"].get<double>());
   fmt::print("peak RSS                  {:.2f} GiB\n", static_cast<double>(run.peak_rss) / gib);
-  fmt::print("KV blocks                 {} used at peak of {} ({:.2f} GiB reserved){}\n",
-             s["kv_blocks_used_peak"].get<int64_t>(), s["kv_blocks_total"].get<int64_t>(),
-             static_cast<double>(s["kv_cache_bytes"].get<size_t>()) / gib,
+  fmt::print("KV cache                  {:.3f} GiB of {} ({}); {} blocks used at peak of {}{}\n",
+             static_cast<double>(s["kv_cache_bytes"].get<size_t>()) / gib, s.value("kv_cache", "?"),
+             s.value("kv_pool", "?"), s["kv_blocks_used_peak"].get<int64_t>(), s["kv_blocks_total"].get<int64_t>(),
              s["preemptions"].get<int64_t>() ? fmt::format(", {} preemptions", s["preemptions"].get<int64_t>()) : "");
   if (run.stress_test) {
     fmt::print("stress: tok/s/user first 10% {:.2f}, middle {:.2f}, last 10% {:.2f}; {} recycles; RSS {:.3f} -> {:.3f} GiB\n",

@@ -63,21 +63,55 @@ PrecisionMap requested_precision(const ModelRequest& r, bool gguf_source) {
   return p;
 }
 
-OpenedModel open_model(const ModelRequest& request) {
-  OpenedModel out;
-  const Timer timer;
+namespace {
+
+double bytes_per_weight(const MatrixPrecision& p) {
+  if (p.native) return 2.0;
+  switch (p.format) {
+    case kernels::WeightFormat::BF16: return 2.0;
+    case kernels::WeightFormat::Q8_0: return 34.0 / 32.0;
+    case kernels::WeightFormat::Q4_0: return 18.0 / 32.0;
+  }
+  return 2.0;
+}
+
+size_t estimated_weight_bytes(const ModelConfig& c, const PrecisionMap& p) {
+  const double dim = static_cast<double>(c.dim), q = static_cast<double>(c.n_heads * c.head_dim);
+  const double kv = static_cast<double>(c.n_kv_heads * c.head_dim), ffn = static_cast<double>(c.ffn_dim);
+  const double layer = dim * (q + 2 * kv) * bytes_per_weight(p.wqkv) + q * dim * bytes_per_weight(p.wo) +
+                       2 * dim * ffn * bytes_per_weight(p.ff1_3) + ffn * dim * bytes_per_weight(p.ff2);
+  const double head = static_cast<double>(c.vocab_size) * dim * bytes_per_weight(p.lm_head);
+  const double embedding = c.tied_embeddings ? 0.0 : static_cast<double>(c.vocab_size) * dim * 2.0;
+  return static_cast<size_t>(static_cast<double>(c.n_layers) * layer + head + embedding);
+}
+
+}  // namespace
+
+ModelPlan plan_model(const ModelRequest& request) {
   if (request.weights) {
     check(*request.weights == "random" || *request.weights == "instruct" || *request.weights == "general",
           "--weights {} is not one of: random, instruct, general", *request.weights);
   }
-  std::optional<fs::path> dir;
-  if (request.weights != "random") dir = resolve_model_dir(request.model_dir);
-  check(dir || !request.weights || *request.weights == "random",
+  ModelPlan plan;
+  if (request.weights != "random") plan.dir = resolve_model_dir(request.model_dir);
+  check(plan.dir || !request.weights || *request.weights == "random",
         "--weights {} needs a checkpoint: set LLAMA_DIR (Meta folder), HF_MODEL (Hugging Face folder or "
         "repo id) or --model_dir (a folder or a .gguf file); or use --weights random",
         request.weights.value_or(""));
-  const bool gguf = dir && detect_checkpoint_format(*dir) == CheckpointFormat::Gguf;
-  out.precision = requested_precision(request, gguf);
+  const bool gguf = plan.dir && detect_checkpoint_format(*plan.dir) == CheckpointFormat::Gguf;
+  plan.precision = requested_precision(request, gguf);
+  plan.config = plan.dir ? checkpoint_config(*plan.dir) : preset(request.preset);
+  if (request.layers) truncate_layers(plan.config, *request.layers);
+  plan.weight_bytes = estimated_weight_bytes(plan.config, plan.precision);
+  return plan;
+}
+
+OpenedModel open_model(const ModelRequest& request) {
+  OpenedModel out;
+  const Timer timer;
+  const ModelPlan plan = plan_model(request);
+  const std::optional<fs::path>& dir = plan.dir;
+  out.precision = plan.precision;
   out.weights = dir ? request.weights.value_or("instruct") : "random";
   out.dir = dir;
 
@@ -99,10 +133,8 @@ OpenedModel open_model(const ModelRequest& request) {
   }
   if (!loaded) {
     {
-      ModelConfig shape = dir ? checkpoint_config(*dir) : preset(request.preset);
-      if (request.layers) truncate_layers(shape, *request.layers);
       const ConversionProgress progress(fmt::format("converting weights ({})", out.precision.mode),
-                                        static_cast<double>(shape.parameter_count()));
+                                        static_cast<double>(plan.config.parameter_count()));
       loaded = load_source(dir, request, out.precision);
     }
     if (!request.weight_cache) {

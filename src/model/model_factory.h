@@ -39,6 +39,18 @@ struct OpenedModel {
 
 OpenedModel open_model(const ModelRequest& request);
 
+// What open_model would load, found without loading it (a checkpoint's config file or header,
+// or the preset): the source, its shape with --layers applied, the precision, and an estimate
+// of the weights' memory (from the shapes and formats; "native" matrices counted as bf16).
+// Lets a command size its buffers, or refuse, before spending the time to load.
+struct ModelPlan {
+  std::optional<std::filesystem::path> dir;
+  ModelConfig config;
+  PrecisionMap precision;
+  size_t weight_bytes = 0;
+};
+ModelPlan plan_model(const ModelRequest& request);
+
 // The precision a request asks for, given the source's format (for the default mode).
 PrecisionMap requested_precision(const ModelRequest& request, bool gguf_source);
 

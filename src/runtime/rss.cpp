@@ -7,9 +7,9 @@ namespace llama3::runtime {
 
 namespace {
 
-// The value of a "Name:   1234 kB" line of /proc/self/status, in bytes; 0 if absent.
-size_t status_field_bytes(const char* name) {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
+// The value of a "Name:   1234 kB" line of a /proc file, in bytes; 0 if absent.
+size_t status_field_bytes(const char* name, const char* file = "/proc/self/status") {
+  std::FILE* f = std::fopen(file, "r");
   if (!f) return 0;
   char line[256];
   size_t bytes = 0;
@@ -29,5 +29,6 @@ size_t status_field_bytes(const char* name) {
 
 size_t current_rss_bytes() { return status_field_bytes("VmRSS"); }
 size_t peak_rss_bytes() { return status_field_bytes("VmHWM"); }
+size_t available_memory_bytes() { return status_field_bytes("MemAvailable", "/proc/meminfo"); }
 
 }  // namespace llama3::runtime

@@ -127,6 +127,33 @@ TEST_F(DemoTest, NoRunnableUserIsAnError) {
   EXPECT_THAT(r.err, HasSubstr("no user"));
 }
 
+// The pool is sized from --kv_memory (capped at the batch at max_seq_len), --page_params overrides
+// it, and a pool too small for one user is refused with both figures before the model loads.
+TEST_F(DemoTest, KvPoolIsSizedFromTheMemoryBudget) {
+  // 4 users x ceil(300 / 32) blocks: all the batch can use, well under 1 GiB for the tiny model.
+  const json capped = report("--batch_size 4 --max_seq_len 300 --max_generated_tokens 2 --kv_memory 1", "capped");
+  EXPECT_EQ(capped["summary"]["kv_blocks_total"].get<int>(), 4 * 10);
+  EXPECT_THAT(capped["summary"]["kv_pool"].get<std::string>(), HasSubstr("--kv_memory 1 GiB"));
+  const json q8 = report("--batch_size 4 --max_seq_len 300 --max_generated_tokens 2 --kv_cache q8", "q8");
+  EXPECT_EQ(q8["summary"]["kv_cache"], "q8");
+  // head_dim 16: a q8 row is 16 bytes + a 4-byte scale against 32 bytes of bf16.
+  EXPECT_EQ(q8["summary"]["kv_cache_bytes"].get<size_t>() * 32, capped["summary"]["kv_cache_bytes"].get<size_t>() * 20);
+  const json explicit_pool = report("--batch_size 4 --max_generated_tokens 2 --page_params "
+                                    "'{\"page_block_size\":16,\"page_max_num_blocks\":77}'",
+                                    "explicit");
+  EXPECT_EQ(explicit_pool["summary"]["kv_blocks_total"].get<int>(), 77);
+
+  // The tiny model's KV at 131072 positions: 2 layers x 2 x 2 kv heads x 16 x 2 bytes = 256 B per
+  // position, 32 MiB per user; 0.01 GiB holds ~40 blocks of the 4096 needed.
+  const auto small = demo("--max_seq_len 131072 --kv_memory 0.01 --max_generated_tokens 2");
+  EXPECT_NE(small.exit_code, 0);
+  EXPECT_THAT(small.err, HasSubstr("cannot hold one user's --max_seq_len 131072, which needs 4096 blocks"));
+  EXPECT_THAT(small.out, ::testing::Not(HasSubstr("Loaded"))) << "refused only after loading the model";
+  const auto few = demo("--page_params '{\"page_max_num_blocks\":3}' --max_generated_tokens 2");
+  EXPECT_NE(few.exit_code, 0);
+  EXPECT_THAT(few.err, HasSubstr("3 blocks of 32 positions"));
+}
+
 TEST_F(DemoTest, BadFlagsGiveClearErrors) {
   struct Case {
     std::string args, needle;
@@ -142,6 +169,8 @@ TEST_F(DemoTest, BadFlagsGiveClearErrors) {
       {"--optimizations fast", "optimizations"},
       {"--FAKE_DEVICE H100", "FAKE_DEVICE"},
       {"--max_seq_len 200000", "max_seq_len"},
+      {"--kv_memory 0", "kv_memory"},
+      {"--kv_cache q4", "kv_cache"},
       {"--input_prompts /nonexistent.json", "nonexistent.json"},
       {"--no_such_flag 1", "no_such_flag"},
   };
