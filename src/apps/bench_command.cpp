@@ -5,7 +5,11 @@
 //    instructions the mode's matrices run on);
 //  - batch-1 decode of --decode tokens (tokens/s, and the fraction of the bandwidth roofline:
 //    batch-1 decode reads every weight once per token, so it cannot beat bandwidth / bytes);
-//  - aggregate decode with each of --batch_sizes sequences.
+//  - aggregate decode with each of --batch_sizes sequences;
+//  - with --attention, the attention kernel alone at --context (bench_attention.h).
+// --context puts every decode measurement at depth (like llama-bench -d): each sequence's cache
+// holds that many positions first, by a prefill or (--context_fill synthetic, for long contexts
+// whose prefill would take long) by random keys and values, which cost decode the same.
 // Each figure is repeated --reps times; a repetition during which another process took CPU is
 // redone (this machine is shared), and best and median are reported.
 #include <fmt/core.h>
@@ -16,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "apps/bench_attention.h"
 #include "apps/cli_options.h"
 #include "apps/command.h"
 #include "core/cpu_usage.h"
@@ -38,6 +43,10 @@ struct BenchOptions {
   int64_t context = 128;  // tokens in each sequence's cache before timed decode steps
   int steps = 16;         // timed decode steps per batch size
   int64_t prefill = 512;  // 0: skip
+  int64_t prefill_chunk = 0;  // tokens per forward pass of the prefill measurement; 0: all at once
+  std::string context_fill = "prefill";  // prefill | synthetic
+  bool attention = false;
+  int64_t attention_chunk = 256;
   int64_t decode = 128;   // batch-1 decode tokens; 0: skip
   int reps = 3;
   double idle_wait = 10.0;  // seconds to wait for idle CPUs before each repetition
@@ -172,6 +181,18 @@ int run_bench(const BenchOptions& o) {
   const int64_t longest = std::max<int64_t>({o.prefill, o.context + 8}) + 1;
   const std::vector<int32_t> prompt = bench_prompt(o, c.vocab_size, longest);
   const int64_t vocab = c.vocab_size;
+  // Puts --context positions in sequence s's cache (prompt tokens from `offset`); returns the
+  // token to decode next.
+  const bool synthetic = o.context_fill == "synthetic";
+  auto fill_context = [&](runtime::SequenceRunner& runner, int64_t s, const std::vector<int32_t>& p, size_t offset,
+                          std::vector<float>& logits) {
+    if (synthetic) {
+      runner.fill_synthetic(s, o.context, static_cast<uint32_t>(s + 1));
+      return p[offset + static_cast<size_t>(o.context)];
+    }
+    runner.prefill(s, std::span(p).subspan(offset, static_cast<size_t>(o.context)), 512, false, logits);
+    return runtime::argmax_row(logits, 0, vocab);
+  };
 
   if (o.prefill > 0) {
     runtime::SequenceRunner runner(m, 1, o.prefill, opened.precision.kv_cache);
@@ -180,7 +201,7 @@ int run_bench(const BenchOptions& o) {
     const Stats s = measure(o.reps, hygiene, [&] {
       runner.reset();
       const Timer t;
-      runner.prefill(0, tokens, o.prefill, false, logits);
+      runner.prefill(0, tokens, o.prefill_chunk > 0 ? o.prefill_chunk : o.prefill, false, logits);
       return static_cast<double>(o.prefill) / t.seconds();
     });
     const double frac = s.best() * prefill_ideal_s(o.prefill) / static_cast<double>(o.prefill);
@@ -193,8 +214,7 @@ int run_bench(const BenchOptions& o) {
     std::vector<float> logits;
     const Stats s = measure(o.reps, hygiene, [&] {
       runner.reset();
-      runner.prefill(0, std::span(prompt.data(), static_cast<size_t>(o.context)), 512, false, logits);
-      int32_t next = runtime::argmax_row(logits, 0, vocab);
+      int32_t next = fill_context(runner, 0, prompt, 0, logits);
       const Timer t;
       for (int64_t i = 0; i < o.decode; ++i) {
         runner.decode(std::span(&next, 1), logits);
@@ -211,6 +231,15 @@ int run_bench(const BenchOptions& o) {
                         {"weight_gb_per_s", gbs}, {"fraction_of_bandwidth", gbs * 1e9 / bandwidth}};
   }
 
+  if (o.attention) {
+    runtime::SequenceRunner runner(m, 1, o.context, opened.precision.kv_cache);
+    runner.fill_synthetic(0, o.context, 1);
+    result["attention"] = bench_attention(m, runner, o.attention_chunk, bandwidth, peak.fp32_fma_gflops, [&](const auto& fn) {
+      const Stats s = measure(o.reps, hygiene, fn);
+      return std::pair{s.best(), s.median()};
+    });
+  }
+
   fmt::print("\n{:>5} {:>10} {:>12} {:>12} {:>12} {:>10} {:>10}\n", "batch", "ms/step", "tok/s/user", "tok/s",
              "weight GB/s", "of bandw.", "of peak");
   nlohmann::json rows = nlohmann::json::array();
@@ -221,9 +250,7 @@ int run_bench(const BenchOptions& o) {
     const Stats s = measure(o.reps, hygiene, [&] {
       runner.reset();
       for (int32_t u = 0; u < batch; ++u) {  // each user its own slice of the prompt stream
-        const size_t off = static_cast<size_t>(u) % 7;
-        runner.prefill(u, std::span(prompt).subspan(off, static_cast<size_t>(o.context)), 512, false, logits);
-        next[static_cast<size_t>(u)] = runtime::argmax_row(logits, 0, vocab);
+        next[static_cast<size_t>(u)] = fill_context(runner, u, prompt, static_cast<size_t>(u) % 7, logits);
       }
       const Timer t;
       for (int step = 0; step < o.steps; ++step) {
@@ -278,6 +305,20 @@ const CommandRegistrar kRegistrar{
           ->capture_default_str();
       app.add_option("--max_redo", o->max_redo, "times a repetition disturbed by another process is redone")
           ->check(CLI::NonNegativeNumber)
+          ->capture_default_str();
+      app.add_option("--prefill_chunk", o->prefill_chunk, "prompt tokens per forward pass of the prefill (0: all)")
+          ->check(CLI::NonNegativeNumber)
+          ->capture_default_str();
+      app.add_option("--context_fill", o->context_fill,
+                     "how the decode measurements' caches reach --context: prefill | synthetic (random keys and "
+                     "values: decode costs the same, without a long prefill)")
+          ->check(CLI::IsMember({"prefill", "synthetic"}))
+          ->capture_default_str();
+      app.add_flag("--attention", o->attention,
+                   "also time the attention kernel alone at --context: decode per layer vs the read bandwidth, "
+                   "a prefill chunk vs the fp32 FMA peak");
+      app.add_option("--attention_chunk", o->attention_chunk, "prefill chunk of the --attention measurement")
+          ->check(CLI::PositiveNumber)
           ->capture_default_str();
       app.add_option("--prompt_tokens", o->prompt_tokens, "JSON list of prompt token ids (default: random ids, seed 1)");
       app.add_option("--json", o->json_out, "also write the figures as JSON");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <random>
 
 #include "core/error.h"
 
@@ -53,6 +54,21 @@ void SequenceRunner::decode(std::span<const int32_t> tokens, std::vector<float>&
   }
   model_.forward(items_, cache_, logits);
   for (size_t s = 0; s < tokens.size(); ++s) ++lengths_[s];
+}
+
+void SequenceRunner::fill_synthetic(int64_t s, int64_t n, uint32_t seed) {
+  check_room(s, n);
+  const model::ModelConfig& c = model_.config();
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> k(static_cast<size_t>(c.n_kv_heads * c.head_dim)), v(k.size());
+  const auto& table = tables_[static_cast<size_t>(s)];
+  for (int64_t pos = length(s); pos < length(s) + n; ++pos) {
+    for (auto& x : k) x = dist(rng);
+    for (auto& x : v) x = dist(rng);
+    for (int64_t l = 0; l < c.n_layers; ++l) kernels::kv_store(cache_.layer(l), table, pos, k.data(), v.data());
+  }
+  lengths_[static_cast<size_t>(s)] += n;
 }
 
 void SequenceRunner::reset() { std::fill(lengths_.begin(), lengths_.end(), 0); }

@@ -25,7 +25,12 @@ class SequenceRunner {
   // forward pass for all; logits gets one row per sequence.
   void decode(std::span<const int32_t> tokens, std::vector<float>& logits);
 
+  // Appends n positions of random keys and values to sequence s in every layer without running
+  // the model: a cache at depth for timing decode, whose cost does not depend on the values.
+  void fill_synthetic(int64_t s, int64_t n, uint32_t seed);
+
   int64_t length(int64_t s) const { return lengths_[static_cast<size_t>(s)]; }
+  std::span<const int32_t> block_table(int64_t s) const { return tables_.at(static_cast<size_t>(s)); }
   void reset();  // every sequence back to empty (the cache is overwritten as they refill)
   const model::KvCache& cache() const { return cache_; }
 
