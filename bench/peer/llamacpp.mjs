@@ -13,9 +13,11 @@ import * as measure from "./measure.mjs";
 
 const USAGE = `usage: node bench/peer/llamacpp.mjs --model F.gguf --threads N [--json OUT]
   [--prompt_tokens FILE.json] [--pp 512] [--tg 128] [--batched 8,32] [--batched_tg 128]
-  [--short_prompt 16] [--reps 5] [--teacher_forced FILE.json] [--greedy N]
-  [--flash_attn auto|on|off] [--idle_timeout 120] [--max_redos 5]
---pp 0 / --tg 0 skip those measurements; token files hold a JSON array of ids (or {"tokens": [...]}).`;
+  [--short_prompt 16] [--depth 0] [--ubatch 0] [--kv_type f16|q8_0] [--reps 5] [--teacher_forced FILE.json]
+  [--greedy N] [--flash_attn auto|on|off] [--idle_timeout 120] [--max_redos 5]
+--pp 0 / --tg 0 skip those measurements; token files hold a JSON array of ids (or {"tokens": [...]}).
+--depth N decodes after N prompt tokens (llama-bench's -d) instead of --short_prompt; --ubatch N feeds
+prefills N tokens per llama_decode (0: all at once).`;
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PEER_DIR = resolve(process.env.PEER_DIR ?? join(HERE, "../../.cache/peer"));
@@ -32,6 +34,8 @@ function parse_options() {
         prompt_tokens: { type: "string" }, pp: { type: "string", default: "512" },
         tg: { type: "string", default: "128" }, batched: { type: "string", default: "" },
         batched_tg: { type: "string", default: "128" }, short_prompt: { type: "string", default: "16" },
+        depth: { type: "string", default: "0" }, ubatch: { type: "string", default: "0" },
+        kv_type: { type: "string", default: "f16" },
         reps: { type: "string", default: "5" }, teacher_forced: { type: "string" },
         greedy: { type: "string", default: "0" }, flash_attn: { type: "string", default: "auto" },
         idle_timeout: { type: "string", default: String(measure.DEFAULTS.idle_timeout_s) },
@@ -52,6 +56,7 @@ function parse_options() {
   if (!existsSync(values.model)) throw new UsageError(`--model: no such file: ${values.model}`);
   if (values.threads === undefined) throw new UsageError("--threads is required");
   if (!["auto", "on", "off"].includes(values.flash_attn)) throw new UsageError("--flash_attn must be auto, on or off");
+  if (!["f16", "q8_0"].includes(values.kv_type)) throw new UsageError("--kv_type must be f16 or q8_0");
   const batched = values.batched === "" ? [] : values.batched.split(",").map((s) => {
     const v = Number(s);
     if (!Number.isInteger(v) || v < 1) throw new UsageError(`--batched: '${s}' is not a positive integer`);
@@ -61,6 +66,7 @@ function parse_options() {
     model: resolve(values.model), threads: int("threads", 1), json: values.json,
     prompt_tokens: values.prompt_tokens, pp: int("pp", 0), tg: int("tg", 0), batched,
     batched_tg: int("batched_tg", 1), short_prompt: int("short_prompt", 1), reps: int("reps", 1),
+    depth: int("depth", 0), ubatch: int("ubatch", 0), kv_type: values.kv_type.toUpperCase(),
     teacher_forced: values.teacher_forced, greedy: int("greedy", 0),
     flash_attn: { auto: "auto", on: true, off: false }[values.flash_attn],
     hygiene: { idle_timeout_s: int("idle_timeout", 0), max_redos: int("max_redos", 0) },
@@ -139,17 +145,26 @@ class Peer {
   }
 
   async context(sequences, per_sequence_ctx, batch_size) {
+    // node-llama-cpp sets n_ubatch = n_batch: batchSize is the tokens of one llama_decode.
     const ctx = await this.model.createContext({
       sequences, contextSize: per_sequence_ctx, batchSize: batch_size, threads: this.options.threads,
       flashAttention: this.options.flash_attn, performanceTracking: true,
+      ...(this.options.kv_type === "F16" ? {} : {
+        experimentalKvCacheKeyType: this.options.kv_type, experimentalKvCacheValueType: this.options.kv_type,
+      }),
     });
     if (ctx.currentThreads !== this.options.threads) throw new Error(`llama.cpp context runs ${ctx.currentThreads} threads, not ${this.options.threads}`);
     return ctx;
   }
 
+  // Tokens per llama_decode of a prefill of n tokens.
+  ubatch(n) {
+    return this.options.ubatch > 0 ? Math.min(n, this.options.ubatch) : n;
+  }
+
   // Prefill of `tokens` in a fresh context, logits for the last position only (as llama-bench).
   async prefill(tokens) {
-    const ctx = await this.context(1, tokens.length + 1, tokens.length);
+    const ctx = await this.context(1, tokens.length + 1, this.ubatch(tokens.length));
     try {
       const seq = ctx.getSequence();
       const input = tokens.map((t, i) => (i === tokens.length - 1 ? [t, { generateNext: { token: true } }] : t));
@@ -166,7 +181,7 @@ class Peer {
   // tokens per step), after each has been prefilled with `prompt` (untimed). Greedy, EOS ignored.
   // Returns null when `signal` fires (a disturbed run, to be redone).
   async decode(sequences, prompt, n, signal) {
-    const ctx = await this.context(sequences, prompt.length + n + 1, Math.max(sequences, prompt.length));
+    const ctx = await this.context(sequences, prompt.length + n + 1, Math.max(sequences, this.ubatch(prompt.length)));
     const its = [];
     try {
       const seqs = Array.from({ length: sequences }, () => ctx.getSequence());
@@ -265,9 +280,11 @@ async function main() {
   const n_vocab = model.fileInfo.metadata?.tokenizer?.ggml?.tokens?.length ?? Infinity; // llama.cpp checks too
 
   const from_file = options.prompt_tokens !== undefined;
-  const prompt = from_file ? read_tokens(options.prompt_tokens, "--prompt_tokens", n_vocab) : default_prompt(Math.max(options.pp, options.short_prompt));
+  const prompt = from_file ? read_tokens(options.prompt_tokens, "--prompt_tokens", n_vocab) : default_prompt(Math.max(options.pp, options.short_prompt, options.depth));
   if (options.pp > prompt.length) throw new UsageError(`--pp ${options.pp} needs ${options.pp} prompt tokens, ${options.prompt_tokens} has ${prompt.length}`);
+  if (options.depth > prompt.length) throw new UsageError(`--depth ${options.depth} needs ${options.depth} prompt tokens, ${options.prompt_tokens} has ${prompt.length}`);
   const short = prompt.slice(0, Math.min(options.short_prompt, prompt.length));
+  const tg_prompt = options.depth > 0 ? prompt.slice(0, options.depth) : short;
 
   const backend = loaded_cpu_backend();
   const report = {
@@ -284,8 +301,10 @@ async function main() {
     model: { path: options.model, size_bytes: model.size, description: model.typeDescription },
     settings: {
       threads: options.threads, reps: options.reps, warmup_runs: 1, short_prompt_tokens: short.length,
+      depth: options.depth, ubatch: options.ubatch || "all",
       flash_attn: { requested: options.flash_attn, resolved: null },
-      kv_cache_type: nlc.GgmlType[model.defaultContextKvCacheKeyType] ?? model.defaultContextKvCacheKeyType, sampling: "greedy (argmax), EOS ignored",
+      kv_cache_type: options.kv_type === "F16" ? (nlc.GgmlType[model.defaultContextKvCacheKeyType] ?? model.defaultContextKvCacheKeyType) : options.kv_type,
+      sampling: "greedy (argmax), EOS ignored",
     },
     hygiene_rules: { ...measure.DEFAULTS, ...options.hygiene },
     timing: {
@@ -304,9 +323,10 @@ async function main() {
     line(`pp${options.pp}`, r);
   }
   if (options.tg > 0) {
-    const r = await rate(`tg${options.tg}`, options, ({ signal }) => peer.decode(1, short, options.tg, signal));
-    report.tg = { n_tokens: options.tg, prompt_tokens: short.length, ...r };
-    line(`tg${options.tg}`, r);
+    const name = `tg${options.tg}${options.depth > 0 ? ` @ d${options.depth}` : ""}`;
+    const r = await rate(name, options, ({ signal }) => peer.decode(1, tg_prompt, options.tg, signal));
+    report.tg = { n_tokens: options.tg, prompt_tokens: tg_prompt.length, ...r };
+    line(name, r);
   }
   if (options.batched.length) report.batched = [];
   for (const s of options.batched) {
