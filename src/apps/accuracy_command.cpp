@@ -2,6 +2,9 @@
 // fixed text: top-1 / top-5 agreement with the bf16 run of the same weights, KL divergence
 // (llama.cpp's statistics: mean and 99th percentile), and decode tokens/s/user. With real
 // weights also top-1 / top-5 against the text's own next tokens, as the original's PERF.md.
+// With --reference_kv_cache, the same statistics for the KV cache's precision instead: one model,
+// two caches (--kv_cache against the reference's), run side by side chunk by chunk, so a long
+// text needs no stored reference distributions.
 #include <fmt/core.h>
 
 #include <fstream>
@@ -31,6 +34,7 @@ struct AccuracyOptions {
   int64_t decode_steps = 16;
   std::optional<std::string> tokenizer;
   std::optional<std::string> json_out;
+  std::optional<std::string> reference_kv_cache;  // bf16 | f32 | q8: compare KV caches, not modes
 };
 
 constexpr int64_t kChunk = 256;
@@ -63,6 +67,30 @@ double teacher_forced(model::LlamaModel& m, std::span<const int32_t> tokens, ker
   return prefill_s;
 }
 
+// Teacher-forced agreement of the model with --kv_cache against itself with the reference cache.
+runtime::LogitComparison compare_kv_caches(model::LlamaModel& m, std::span<const int32_t> ids, kernels::KvDType ref_kv,
+                                           kernels::KvDType kv) {
+  const int64_t vocab = m.config().vocab_size;
+  const auto n = static_cast<int64_t>(ids.size()) - 1;
+  runtime::SequenceRunner ref(m, 1, n, ref_kv), test(m, 1, n, kv);
+  runtime::LogitComparison stats;
+  std::vector<float> ref_logits, logits;
+  Progress progress("teacher-forced passes", static_cast<double>(n), "tokens");
+  for (int64_t begin = 0; begin < n; begin += kChunk) {
+    const int64_t len = std::min(kChunk, n - begin);
+    const auto chunk = ids.subspan(static_cast<size_t>(begin), static_cast<size_t>(len));
+    ref.prefill(0, chunk, kChunk, true, ref_logits);
+    test.prefill(0, chunk, kChunk, true, logits);
+    for (int64_t r = 0; r < len; ++r) {
+      const auto row = [&](const std::vector<float>& l) { return std::span(l).subspan(static_cast<size_t>(r * vocab), static_cast<size_t>(vocab)); };
+      stats.add(runtime::reference_position(row(ref_logits)), row(logits), ids[static_cast<size_t>(begin + r + 1)]);
+    }
+    progress.advance(static_cast<double>(len));
+  }
+  progress.finish();
+  return stats;
+}
+
 int run_accuracy(const AccuracyOptions& o) {
   o.model.apply_threads();
   const auto dir = o.model.weights == "random" ? std::nullopt : model::resolve_model_dir(o.model.model_dir);
@@ -75,6 +103,32 @@ int run_accuracy(const AccuracyOptions& o) {
         ids.size(), o.tokens, o.tokens + 1);
   ids.resize(static_cast<size_t>(o.tokens + 1));  // positions 0..tokens-1 predict tokens 1..tokens
   const std::span<const int32_t> input(ids.data(), static_cast<size_t>(o.tokens));
+
+  if (o.reference_kv_cache) {
+    const auto ref_kv = kernels::kv_dtype_from_name(*o.reference_kv_cache);
+    check(ref_kv.has_value(), "--reference_kv_cache {} is not one of bf16, f32, q8", *o.reference_kv_cache);
+    model::OpenedModel opened = model::open_model(o.model.request());
+    const kernels::KvDType kv = opened.precision.kv_cache;
+    fmt::print("model {} ({} weights, {} layers, {} mode), {} tokens of {}: {} KV cache against {}\n",
+               opened.model->config().name, opened.weights, opened.model->config().n_layers, opened.precision.mode,
+               o.tokens, text_path.filename().string(), kernels::kv_dtype_name(kv), kernels::kv_dtype_name(*ref_kv));
+    const runtime::LogitComparison s = compare_kv_caches(*opened.model, ids, *ref_kv, kv);
+    fmt::print("KV {} vs {}: top-1 {:.2f}%, top-5 {:.2f}%, mean KLD {:.6f}, KLD p99 {:.6f}\n", kernels::kv_dtype_name(kv),
+               kernels::kv_dtype_name(*ref_kv), 100 * s.top1(), 100 * s.top5(), s.mean_kld(), s.kld_percentile(99));
+    if (o.json_out) {
+      std::ofstream out(*o.json_out);
+      check(static_cast<bool>(out), "cannot write {}", *o.json_out);
+      out << nlohmann::json{{"model", opened.model->config().name}, {"layers", opened.model->config().n_layers},
+                            {"mode", opened.precision.mode}, {"tokens", o.tokens},
+                            {"text", text_path.filename().string()}, {"kv_cache", kernels::kv_dtype_name(kv)},
+                            {"reference_kv_cache", kernels::kv_dtype_name(*ref_kv)}, {"top1_agreement", s.top1()},
+                            {"top5_agreement", s.top5()}, {"mean_kld", s.mean_kld()},
+                            {"kld_p99", s.kld_percentile(99)}}
+                 .dump(2)
+          << "\n";
+    }
+    return 0;
+  }
 
   // The reference: the same weights in bf16.
   ModelOptions ref_options = o.model;
@@ -157,6 +211,9 @@ const CommandRegistrar kRegistrar{
           ->capture_default_str();
       app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or tokenizer.model");
       app.add_option("--json", o->json_out, "also write the table as JSON");
+      app.add_option("--reference_kv_cache", o->reference_kv_cache,
+                     "compare KV caches instead of modes: --kv_cache against this one (bf16 | f32 | q8), same weights")
+          ->check(CLI::IsMember({"bf16", "f32", "q8"}));
       return [o] { return run_accuracy(*o); };
     }};
 
