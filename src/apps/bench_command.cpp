@@ -114,6 +114,17 @@ ModelCost model_cost(const model::ModelWeights& w) {
   return c;
 }
 
+// Microseconds one parallel region with no work costs (best of 5 runs of 2000).
+double measure_fork_join_us() {
+  double best = 1e30;
+  for (int run = 0; run < 5; ++run) {
+    const Timer t;
+    for (int i = 0; i < 2000; ++i) parallel_for(static_cast<size_t>(thread_count()), [](size_t, size_t) {});
+    best = std::min(best, t.seconds() * 1e6 / 2000);
+  }
+  return best;
+}
+
 std::vector<int32_t> bench_prompt(const BenchOptions& o, int64_t vocab, int64_t n) {
   std::vector<int32_t> ids;
   if (o.prompt_tokens) ids = parse_token_list(read_file(*o.prompt_tokens, "prompt token file"));
@@ -191,24 +202,35 @@ int run_bench(const BenchOptions& o) {
   if (o.decode > 0) {
     runtime::SequenceRunner runner(m, 1, o.context + o.decode + 1, opened.precision.kv_cache);
     std::vector<float> logits;
+    uint64_t regions = 0;
     const Stats s = measure(o.reps, hygiene, [&] {
       runner.reset();
       runner.prefill(0, std::span(prompt.data(), static_cast<size_t>(o.context)), 512, false, logits);
       int32_t next = runtime::argmax_row(logits, 0, vocab);
+      const uint64_t regions_before = parallel_region_count().load();
       const Timer t;
       for (int64_t i = 0; i < o.decode; ++i) {
         runner.decode(std::span(&next, 1), logits);
         next = runtime::argmax_row(logits, 0, vocab);
       }
+      regions = parallel_region_count().load() - regions_before;
       return static_cast<double>(o.decode) / t.seconds();
     });
+    // What a step's fork-joins cost: empty parallel regions timed on the same threads.
+    const double fork_join_us = measure_fork_join_us();
+    const double per_step = static_cast<double>(regions) / static_cast<double>(o.decode);
     const double gbs = s.best() * cost.bytes_per_token / 1e9;
     fmt::print("decode batch 1, {} tokens after {}: {:.2f} tok/s best, {:.2f} median; weights at {:.1f} GB/s = {:.0f}% "
                "of the read bandwidth{}\n",
                o.decode, o.context, s.best(), s.median(), gbs, 100 * gbs * 1e9 / bandwidth,
                s.redone ? fmt::format(", {} disturbed reps redone", s.redone) : "");
+    const double overhead = per_step * fork_join_us * 1e-6 * s.best();
+    fmt::print("  fork-join: {:.0f} parallel regions per step, {:.1f} us each (empty region) = {:.2f}% of a step\n",
+               per_step, fork_join_us, 100 * overhead);
     result["decode"] = {{"tokens", o.decode}, {"context", o.context}, {"tokens_per_s", s.to_json()},
-                        {"weight_gb_per_s", gbs}, {"fraction_of_bandwidth", gbs * 1e9 / bandwidth}};
+                        {"weight_gb_per_s", gbs}, {"fraction_of_bandwidth", gbs * 1e9 / bandwidth},
+                        {"parallel_regions_per_step", per_step}, {"fork_join_us", fork_join_us},
+                        {"fork_join_fraction_of_step", overhead}};
   }
 
   fmt::print("\n{:>5} {:>10} {:>12} {:>12} {:>12} {:>10} {:>10}\n", "batch", "ms/step", "tok/s/user", "tok/s",
