@@ -20,8 +20,8 @@ void ModelOptions::add_to(CLI::App& app) {
   app.add_option("--model_dir", model_dir, "checkpoint folder (Meta or Hugging Face); overrides LLAMA_DIR/HF_MODEL");
   app.add_option("--seed_weights", seed, "seed of the random weights")->capture_default_str();
   app.add_option("--threads", threads, "worker threads (0: all cores)")->check(CLI::NonNegativeNumber);
-  app.add_option("--kv_cache", kv_cache, "KV cache precision: bf16 (default) | f32")
-      ->check(CLI::IsMember({"bf16", "f32"}));
+  app.add_option("--kv_cache", kv_cache, "KV cache precision: bf16 (default) | f32 | q8 (8-bit, a scale per head row)")
+      ->check(CLI::IsMember({"bf16", "f32", "q8"}));
   app.add_option("--optimizations", optimizations,
                  "weight formats: performance (4-bit MLP w1/w3, 8-bit rest) | accuracy (8-bit) | bf16 | native "
                  "(as stored); default: native for GGUF files, performance otherwise")

@@ -43,4 +43,18 @@ void parallel_for(size_t n, Fn&& fn, size_t align = 1) {
   }
 }
 
+// fn(i) for each i in [0, n), handed out one at a time to whichever thread is free next: for
+// tasks of uneven cost (attention tiles of a causal prompt). Each call of fn must write only its
+// own outputs; which thread runs which task varies from run to run.
+template <typename Fn>
+void parallel_tasks(size_t n, Fn&& fn) {
+  const int threads = static_cast<int>(std::min<size_t>(thread_count(), n));
+  if (threads <= 1) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (size_t i = 0; i < n; ++i) fn(i);
+}
+
 }  // namespace llama3

@@ -13,9 +13,13 @@ struct ScalarLane {
   static constexpr int64_t kWidth = 1;
   static float zero() { return 0.0f; }
   static float load(const float* p) { return *p; }
+  static float load(const uint16_t* p) { return std::bit_cast<float>(static_cast<uint32_t>(*p) << 16); }  // bf16
+  static float load(const int8_t* p) { return static_cast<float>(*p); }
   static float fma(float a, float b, float c) { return std::fma(a, b, c); }
   static float set1(float v) { return v; }
   static void store(float* p, float v) { *p = v; }
+  static float hsum(float v) { return v; }
+  static float hmax(float v) { return v; }
   static float add(float a, float b) { return a + b; }
   static float mul(float a, float b) { return a * b; }
   static float div(float a, float b) { return a / b; }

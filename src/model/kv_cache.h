@@ -4,10 +4,10 @@
 // hands out ids and keeps page tables); the forward pass only follows block tables.
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
-#include "kernels/attention.h"
+#include "core/large_buffer.h"
+#include "kernels/kv_pool.h"
 #include "model/model_config.h"
 
 namespace llama3::model {
@@ -22,14 +22,16 @@ class KvCache {
   int64_t block_size() const { return block_size_; }
   kernels::KvDType dtype() const { return dtype_; }
   size_t bytes() const { return bytes_; }
+  // What a cache of this shape allocates (bytes()), without allocating it.
+  static size_t bytes_for(const ModelConfig& config, int64_t num_blocks, int64_t block_size, kernels::KvDType dtype);
 
  private:
   int64_t num_blocks_;
   int64_t block_size_;
   kernels::KvDType dtype_;
   size_t bytes_ = 0;
-  // Uninitialized on purpose: pages are committed by the OS only when a block is first written.
-  std::vector<std::unique_ptr<std::byte[]>> storage_;
+  // Pages are committed by the OS only when a block is first written (core/large_buffer.h).
+  std::vector<LargeBuffer> storage_;
   std::vector<kernels::KvPoolView> views_;
 };
 

@@ -162,29 +162,24 @@ void LlamaModel::attention_layer(int64_t l, std::span<const BatchItem> batch, Kv
     }
   });
 
-  // One task per (token, kv head): the query heads of a group read each cached row once.
-  const int64_t group = c.n_heads / c.n_kv_heads;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  parallel_for(static_cast<size_t>(T * c.n_kv_heads), [&](size_t begin, size_t end) {
-    thread_local std::vector<float> scores;
-    for (size_t task = begin; task < end; ++task) {
-      const int64_t t = static_cast<int64_t>(task) / c.n_kv_heads;
-      const int64_t h = static_cast<int64_t>(task) % c.n_kv_heads;
-      const int64_t n_ctx = s_.pos[static_cast<size_t>(t)] + 1;
-      if (static_cast<int64_t>(scores.size()) < group * n_ctx) scores.resize(static_cast<size_t>(group * n_ctx));
-      kernels::AttentionArgs args;
-      args.q = s_.q.data() + t * q_dim + h * group * hd;
-      args.group = group;
-      args.kv_head = h;
-      args.pool = &pool;
-      args.block_table = batch[static_cast<size_t>(s_.item_of[static_cast<size_t>(t)])].block_table;
-      args.n_ctx = n_ctx;
-      args.scale = scale;
-      args.out = s_.attn.data() + t * q_dim + h * group * hd;
-      args.scores = scores.data();
-      kernels::attention(args);
-    }
-  });
+  // Causal attention of every item's new tokens against its cached context (kernels/attention.h
+  // splits the work over the threads).
+  std::vector<kernels::AttentionSequence> sequences;
+  sequences.reserve(batch.size());
+  int64_t first_row = 0;
+  for (const BatchItem& item : batch) {
+    const auto n = static_cast<int64_t>(item.tokens.size());
+    sequences.push_back({first_row, n, item.start_pos, item.block_table});
+    first_row += n;
+  }
+  kernels::AttentionBatch attention;
+  attention.q = s_.q.data();
+  attention.out = s_.attn.data();
+  attention.n_heads = c.n_heads;
+  attention.pool = &pool;
+  attention.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  attention.sequences = sequences;
+  kernels::attention(attention);
 
   project(s_.attn.data(), T, {{&w.wo, s_.out.data()}});
   add_residual(T * dim);

@@ -54,8 +54,9 @@ PrecisionMap requested_precision(const ModelRequest& r, bool gguf_source) {
   PrecisionMap p = make_precision(r.optimizations.value_or(gguf_source ? "native" : "performance"), r.precision);
   const bool map_sets_kv = r.precision && r.precision->find("kv_cache") != std::string::npos;
   if (r.kv_cache) {
-    check(*r.kv_cache == "bf16" || *r.kv_cache == "f32", "--kv_cache {} is not one of bf16, f32", *r.kv_cache);
-    const auto kv = *r.kv_cache == "f32" ? kernels::KvDType::F32 : kernels::KvDType::BF16;
+    const auto parsed = kernels::kv_dtype_from_name(*r.kv_cache);
+    check(parsed.has_value(), "--kv_cache {} is not one of bf16, f32, q8", *r.kv_cache);
+    const kernels::KvDType kv = *parsed;
     check(!map_sets_kv || kv == p.kv_cache, "--kv_cache {} contradicts --precision's kv_cache", *r.kv_cache);
     p.kv_cache = kv;
   }

@@ -22,7 +22,7 @@ struct ModelRequest {
   // performance | accuracy | bf16 | native; unset: native for GGUF files, performance otherwise.
   std::optional<std::string> optimizations;
   std::optional<std::string> precision;    // JSON overrides of single keys (precision.h)
-  std::optional<std::string> kv_cache;     // bf16 | f32 (--kv_cache); the precision's otherwise
+  std::optional<std::string> kv_cache;     // bf16 | f32 | q8 (--kv_cache); the precision's otherwise
   bool weight_cache = true;
   std::string mesh = "N150";
 };

@@ -48,7 +48,7 @@ std::string_view precision_name(MatrixPrecision p) {
 std::string PrecisionMap::to_json() const {
   nlohmann::ordered_json j;
   for_each_entry(*this, [&](const char* key, const MatrixPrecision& p) { j[key] = precision_name(p); });
-  j["kv_cache"] = kv_cache == kernels::KvDType::F32 ? "f32" : "bf16";
+  j["kv_cache"] = kernels::kv_dtype_name(kv_cache);
   return j.dump();
 }
 
@@ -89,8 +89,9 @@ PrecisionMap make_precision(std::string_view mode, std::optional<std::string_vie
     check(value.is_string(), "--precision: \"{}\" must be a string", key);
     const std::string v = value.get<std::string>();
     if (key == "kv_cache") {
-      check(v == "bf16" || v == "f32", "--precision: \"kv_cache\": \"{}\" is not one of bf16, f32", v);
-      m.kv_cache = v == "f32" ? kernels::KvDType::F32 : kernels::KvDType::BF16;
+      const auto kv = kernels::kv_dtype_from_name(v);
+      check(kv.has_value(), "--precision: \"kv_cache\": \"{}\" is not one of bf16, f32, q8", v);
+      m.kv_cache = *kv;
       continue;
     }
     bool known = false;

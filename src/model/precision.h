@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-#include "kernels/attention.h"
+#include "kernels/kv_pool.h"
 #include "kernels/weight_format.h"
 
 namespace llama3::model {
@@ -49,7 +49,7 @@ inline MatrixPrecision embedding_precision() { return {true, kernels::WeightForm
 PrecisionMap precision_mode(std::string_view mode);
 
 // A mode, then `overrides` (a JSON object of key -> "bf16"|"q8"|"q4"|"native", plus
-// "kv_cache" -> "bf16"|"f32") on top. Unknown keys, values or bad JSON are errors naming them.
+// "kv_cache" -> "bf16"|"f32"|"q8") on top. Unknown keys, values or bad JSON are errors naming them.
 PrecisionMap make_precision(std::string_view mode, std::optional<std::string_view> overrides = {});
 
 }  // namespace llama3::model

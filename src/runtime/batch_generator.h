@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "core/timer.h"
-#include "kernels/attention.h"
+#include "kernels/kv_pool.h"
 #include "model/kv_cache.h"
 #include "model/llama_model.h"
 #include "runtime/block_allocator.h"
