@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 DEMO_ARGS ?=
 
-.PHONY: setup configure build cli demo test bench clean
+.PHONY: setup configure build cli demo test bench peer-bench clean
 
 setup:
 	@scripts/setup.sh
@@ -26,6 +26,13 @@ test: build
 
 bench: build
 	$(BUILD_DIR)/bench/llama3_bench
+
+# Our engine and llama.cpp (prebuilt, from npm) side by side on the same GGUF files: minutes, so
+# not part of `make test`. PEER_BENCH_ARGS passes options (see bench/peer/peer_bench.mjs --help).
+PEER_BENCH_ARGS ?=
+peer-bench: cli
+	@bench/peer/install.sh
+	node bench/peer/peer_bench.mjs --llama3 $(BUILD_DIR)/llama3 $(PEER_BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

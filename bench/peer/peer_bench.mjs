@@ -96,6 +96,8 @@ async function peer(o, file, prompt, out, extra = []) {
 
 // Top-1 agreement over the teacher-forced text, and greedy continuations compared token by token;
 // at the first difference, our logits at that position say whether it was a near tie.
+const NEAR_TIE = 0.05;
+
 async function crosscheck(o, file, tf) {
   const dir = o.dir;
   const lc = JSON.parse(readFileSync(await (async () => {
@@ -110,8 +112,17 @@ async function crosscheck(o, file, tf) {
     "--logits_out", ours_out]));
   const rows = JSON.parse(readFileSync(ours_out, "utf8"));
   const positions = lc.teacher_forced.positions;
-  let agree = 0;
-  for (let i = 0; i < positions.length; ++i) agree += rows[i].ids[0] === positions[i].top1 ? 1 : 0;
+  // Disagreements where our top-1 leads by less than NEAR_TIE are near ties: the engines' logits
+  // differ by ~1e-2 (llama.cpp rounds BF16 products' activations to bf16, its KV cache to F16).
+  let agree = 0, decisive = 0, decisive_agree = 0;
+  for (let i = 0; i < positions.length; ++i) {
+    const same = rows[i].ids[0] === positions[i].top1;
+    agree += same ? 1 : 0;
+    if (rows[i].logits[0] - rows[i].logits[1] >= NEAR_TIE) {
+      ++decisive;
+      decisive_agree += same ? 1 : 0;
+    }
+  }
   const theirs = lc.greedy.tokens, mine = gen.generated;
   let same = 0;
   while (same < Math.min(theirs.length, mine.length) && theirs[same] === mine[same]) ++same;
@@ -123,12 +134,11 @@ async function crosscheck(o, file, tf) {
       "--logits_top", "2", "--logits_out", out]);
     const top = JSON.parse(readFileSync(out, "utf8"));
     const gap = top.logits[0] - top.logits[1];
-    // Near tie: the two engines' logits differ by up to ~1e-2 on this model (llama.cpp accumulates
-    // bf16 products in another order); a lead under 0.05 can flip.
-    divergence = { step: same, ours: mine[same], llama_cpp: theirs[same], our_top2_gap: gap, near_tie: gap < 0.05 };
+    divergence = { step: same, ours: mine[same], llama_cpp: theirs[same], our_top2_gap: gap, near_tie: gap < NEAR_TIE };
   }
   return {
     positions: positions.length, top1_agreement: agree / positions.length,
+    decisive_positions: decisive, decisive_top1_agreement: decisive ? decisive_agree / decisive : null, near_tie: NEAR_TIE,
     greedy: { tokens: mine.length, equal_prefix: same, divergence },
   };
 }
@@ -208,7 +218,8 @@ async function main() {
   if (result.crosscheck) {
     const c = result.crosscheck;
     const d = c.greedy.divergence;
-    const line = `cross-check (BF16, teacher-forced ${c.positions} tokens): top-1 agreement ${fmt(100 * c.top1_agreement, 1)}%; ` +
+    const decisive = `${fmt(100 * c.decisive_top1_agreement, 1)}% at the ${c.decisive_positions} positions where our lead is >= ${c.near_tie}`;
+    const line = `cross-check (BF16, teacher-forced ${c.positions} tokens): top-1 agreement ${fmt(100 * c.top1_agreement, 1)}% (${decisive}); ` +
       `greedy ${c.greedy.tokens} tokens equal for ${c.greedy.equal_prefix}` +
       (d ? `, then ours ${d.ours} vs llama.cpp ${d.llama_cpp} where our top-2 lead is ${fmt(d.our_top2_gap, 4)} (${d.near_tie ? "a near tie" : "NOT a near tie"})` : " (all)");
     console.log(line);

@@ -159,10 +159,10 @@ int run_accuracy(const AccuracyOptions& o) {
       o.model.optimizations || o.model.precision ? std::vector<std::string>{o.model.optimizations.value_or("performance")}
                                                  : std::vector<std::string>{"accuracy", "performance"};
   const bool real = weights != "random";
-  fmt::print("\n{:<14} {:<12} {:>7} {:>7} {:>10} {:>10} {:>7}{}\n", "model", "mode", "top-1", "top-5", "mean KLD",
+  fmt::print("\n{:<14} {:<20} {:>7} {:>7} {:>10} {:>10} {:>7}{}\n", "model", "mode", "top-1", "top-5", "mean KLD",
              "KLD p99", "t/s/u", real ? "   text top-1 / top-5" : "");
   auto print_row = [&](const std::string& mode, const runtime::LogitComparison& s, double tps) {
-    fmt::print("{:<14} {:<12} {:>6.1f}% {:>6.1f}% {:>10.6f} {:>10.6f} {:>7.2f}", model_name, mode, 100 * s.top1(),
+    fmt::print("{:<14} {:<20} {:>6.1f}% {:>6.1f}% {:>10.6f} {:>10.6f} {:>7.2f}", model_name, mode, 100 * s.top1(),
                100 * s.top5(), s.mean_kld(), s.kld_percentile(99), tps);
     if (real) fmt::print("   {:5.1f}% / {:5.1f}%", 100 * s.text_top1_rate(), 100 * s.text_top5_rate());
     fmt::print("\n");

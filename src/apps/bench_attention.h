@@ -5,18 +5,31 @@
 //    against the read bandwidth (decode attention is bandwidth bound at long context);
 //  - prefill: the last `chunk` positions of the context as one prefill chunk against all of it
 //    (4 * head_dim flops per query head and visible key), GFLOP/s against the fp32 FMA peak.
-#include <functional>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
+#include "apps/bench_measure.h"
 #include "model/llama_model.h"
 #include "runtime/sequence_runner.h"
 
 namespace llama3::apps {
 
-// Repeats a rate measurement (higher is better) under the benchmark's hygiene: {best, median}.
-using RateMeasure = std::function<std::pair<double, double>(const std::function<double()>&)>;
+struct AttentionRun {
+  int64_t context = 0;
+  int64_t chunk = 0;
+  std::string kv_cache;
+  double kv_bytes_per_layer = 0;
+  double prefill_flops = 0;
+  std::vector<Stats> decode;  // per layer: KV bytes read per second
+  Stats prefill;              // flops per second
+};
 
-nlohmann::json bench_attention(const model::LlamaModel& m, const runtime::SequenceRunner& runner, int64_t chunk,
-                               double bandwidth, double fma_peak_gflops, const RateMeasure& measure);
+// Measures on sequence 0 of `runner` (its cache filled to the context wanted).
+AttentionRun measure_attention(const model::LlamaModel& m, const runtime::SequenceRunner& runner, int64_t chunk,
+                               int reps, const Hygiene& hygiene);
+
+// Prints the figures against `limits` and returns them as JSON.
+nlohmann::json print_attention(const AttentionRun& run, const Limits& limits);
 
 }  // namespace llama3::apps

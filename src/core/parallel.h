@@ -4,11 +4,20 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstddef>
 
 namespace llama3 {
 
 inline int thread_count() { return omp_get_max_threads(); }
+
+// How many parallel regions parallel_for has opened (a relaxed counter: the benchmark reports
+// the fork-joins per decode step).
+inline std::atomic<uint64_t>& parallel_region_count() {
+  static std::atomic<uint64_t> count{0};
+  return count;
+}
 inline void set_thread_count(int n) { omp_set_num_threads(std::max(1, n)); }
 
 // Calls fn(begin, end) on contiguous chunks of [0, n), one chunk per thread, chunk starts
@@ -20,6 +29,7 @@ void parallel_for(size_t n, Fn&& fn, size_t align = 1) {
     if (n) fn(size_t{0}, n);
     return;
   }
+  parallel_region_count().fetch_add(1, std::memory_order_relaxed);
 #pragma omp parallel num_threads(threads)
   {
     // The team may be smaller than asked (inside another parallel region it is one thread):

@@ -6,6 +6,9 @@
 #include <random>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "core/parallel.h"
 #include "model/llama_model.h"
 #include "tiny_model.h"
 
@@ -34,6 +37,18 @@ inline std::vector<float> full_logits(LlamaModel& m, const std::vector<int32_t>&
   const BatchItem item{seq, 0, table, true};
   m.forward({&item, 1}, cache, logits);
   return logits;
+}
+
+// Logits of a 20-token sequence are bitwise the same on one thread and on two.
+inline void expect_same_logits_on_one_and_two_threads(LlamaModel& m) {
+  const auto seq = tokens(20, 9);
+  const int saved = thread_count();
+  set_thread_count(1);
+  const auto one = full_logits(m, seq, kernels::KvDType::F32);
+  set_thread_count(2);
+  const auto two = full_logits(m, seq, kernels::KvDType::F32);
+  set_thread_count(saved);
+  EXPECT_EQ(one, two);
 }
 
 }  // namespace llama3::model

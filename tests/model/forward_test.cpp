@@ -81,14 +81,7 @@ TEST(Forward, BatchedEqualsEachSequenceAlone) {
 
 TEST(Forward, SingleThreadEqualsTwoThreads) {
   LlamaModel m(small_config(), random_weights(small_config(), 4));
-  const auto seq = tokens(20, 9);
-  const int saved = thread_count();
-  set_thread_count(1);
-  const auto one = full_logits(m, seq, kernels::KvDType::F32);
-  set_thread_count(2);
-  const auto two = full_logits(m, seq, kernels::KvDType::F32);
-  set_thread_count(saved);
-  EXPECT_EQ(one, two);  // threads split rows, never a sum: bitwise equal
+  expect_same_logits_on_one_and_two_threads(m);  // threads split rows, never a sum: bitwise equal
 }
 
 TEST(Forward, RandomWeightsAreDeterministicAndPromptsDiffer) {

@@ -85,14 +85,7 @@ TEST_P(QuantizedModes, PrefillThenDecodeEqualsFullRecomputation) {
 
 TEST_P(QuantizedModes, SingleThreadEqualsTwoThreads) {
   LlamaModel m = model_in(GetParam());
-  const auto seq = tokens(20, 9);
-  const int saved = thread_count();
-  set_thread_count(1);
-  const auto one = full_logits(m, seq, kernels::KvDType::F32);
-  set_thread_count(2);
-  const auto two = full_logits(m, seq, kernels::KvDType::F32);
-  set_thread_count(saved);
-  EXPECT_EQ(one, two);
+  expect_same_logits_on_one_and_two_threads(m);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, QuantizedModes, ::testing::Values("accuracy", "performance"));
