@@ -53,6 +53,7 @@ void parallel_tasks(size_t n, Fn&& fn) {
     for (size_t i = 0; i < n; ++i) fn(i);
     return;
   }
+  parallel_region_count().fetch_add(1, std::memory_order_relaxed);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (size_t i = 0; i < n; ++i) fn(i);
 }
