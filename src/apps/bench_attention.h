@@ -1,8 +1,9 @@
 #pragma once
 // The attention part of `llama3 bench --attention`: the attention kernel alone on the model's
 // own cache at the benchmark's context, against the machine's limits measured in the same run:
-//  - decode (batch 1): every layer's KV cache read once per token; time and GB/s per layer
-//    against the read bandwidth (decode attention is bandwidth bound at long context);
+//  - decode (batch 1): every layer's KV cache read once per token, from memory (the caches are
+//    scrubbed before each call); time and GB/s per layer against the read bandwidth (decode
+//    attention is bandwidth bound at long context);
 //  - prefill: the last `chunk` positions of the context as one prefill chunk against all of it
 //    (4 * head_dim flops per query head and visible key), GFLOP/s against the fp32 FMA peak.
 #include <nlohmann/json.hpp>
