@@ -210,7 +210,7 @@ async function main() {
     `llama.cpp: node-llama-cpp 3.22.1 prebuilt, ${result.llama_cpp_backend ?? "?"}; model ${o.model}${o.layers ? ` (${o.layers} layers)` : ""}, random weights.`,
     "Limits: tg = batch-1 tokens/s x bytes of weights per token / read bandwidth; pp and batched = tokens/s over what the",
     "compute peak of the instructions OUR kernels run the file's formats on allows (fp32 FMA for bf16, vpdpbusd for 8/4-bit);",
-    "llama.cpp's fractions use the same yardstick (for BF16 it uses vdpbf16ps, twice fp32 FMA's peak, on bf16-rounded activations).",
+    `llama.cpp's fractions use the same yardstick (for BF16 it uses vdpbf16ps, ${fmt(first?.peak_vdpbf16ps_gflops, 0)} GFLOP/s here, on bf16-rounded activations).`,
     "llama.cpp native = time inside llama_decode (its perf counters); wall = around the node-llama-cpp calls.",
   ].join("\n");
   const md = `${header}\n\n${table(result.rows)}\n`;
