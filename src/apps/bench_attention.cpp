@@ -12,6 +12,7 @@
 
 #include "core/timer.h"
 #include "kernels/attention.h"
+#include "kernels/memory_bandwidth.h"
 
 namespace llama3::apps {
 
@@ -38,35 +39,35 @@ double seconds_per_call(Fn&& fn, double seconds = 0.3) {
 // 67 MB): such a run printed 102% of the DRAM read bandwidth.
 class CacheScrubber {
  public:
-  CacheScrubber() : lines_(bytes() / sizeof(uint64_t), 1) {}
-  void operator()() {
-    uint64_t sum = 0;
-    for (size_t i = 0; i < lines_.size(); i += 8) sum += lines_[i];  // one load per 64-byte line
-    sink_ = sum;
-  }
+  CacheScrubber() : buffer_(bytes(), std::byte{1}) {}
+  void operator()() { sink_ = kernels::read_bytes_scalar(buffer_.data(), buffer_.size()); }
 
  private:
   static size_t bytes() {
     const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    return std::clamp<size_t>(2 * static_cast<size_t>(std::max(l3, 0L)), size_t{64} << 20, size_t{1} << 30);
+    const size_t twice_l3 = 2 * static_cast<size_t>(std::max(l3, 0L));
+    const size_t want = std::clamp<size_t>(twice_l3, size_t{64} << 20, size_t{1} << 30);
+    return want / 512 * 512;  // the read loop's unit
   }
-  std::vector<uint64_t> lines_;
-  volatile uint64_t sink_ = 0;
+  std::vector<std::byte> buffer_;
+  volatile uint64_t sink_ = 0;  // keeps the reads observable
 };
 
 // Seconds per call of fn on cold caches: scrubbed before every call, the scrub not timed; calls
-// for about `seconds` of kernel time, at least three.
+// for about `seconds` of kernel time, at least three, and for at most `max_wall` seconds with the
+// scrubs (a short context's call takes microseconds, each scrub milliseconds).
 template <typename Fn>
-double cold_seconds_per_call(Fn&& fn, CacheScrubber& scrub, double seconds = 0.02) {
+double cold_seconds_per_call(Fn&& fn, CacheScrubber& scrub, double seconds = 0.02, double max_wall = 0.5) {
   double total = 0.0;
   int64_t calls = 0;
+  const Timer wall;
   do {
     scrub();
     const Timer t;
     fn();
     total += t.seconds();
     ++calls;
-  } while (total < seconds || calls < 3);
+  } while (calls < 3 || (total < seconds && wall.seconds() < max_wall));
   return total / static_cast<double>(calls);
 }
 
@@ -97,7 +98,8 @@ AttentionRun measure_attention(const model::LlamaModel& m, const runtime::Sequen
     }));
   }
   // Prefill reads each K/V block once per tile of queries, so the chunk runs from the caches by
-  // design: timed warm, as in a prefill. The chunk's tokens at positions context - chunk .. context - 1 see every earlier position.
+  // design: timed warm, as in a prefill. The chunk's tokens at positions context - chunk ..
+  // context - 1 see every earlier position.
   const kernels::AttentionSequence seq{0, run.chunk, run.context - run.chunk, runner.block_table(0)};
   const kernels::AttentionBatch batch{q.data(), out.data(), c.n_heads, &cache.layer(0), scale, {&seq, 1}};
   const double keys = static_cast<double>(run.chunk) * static_cast<double>(run.context - run.chunk) +
