@@ -82,6 +82,24 @@ TEST_F(ModelCommands, BenchReportsEveryFigureAgainstTheLimits) {
   EXPECT_LT(j["weight_bytes_per_token"].get<double>(), 128256.0 * 64 * 2);
 }
 
+TEST_F(ModelCommands, BenchAttentionTimesEveryLayerAndAPrefillChunk) {
+  TempDir out("bench-attention");
+  const auto r = run("bench --prefill 0 --decode 0 --context 100 --context_fill synthetic --batch_sizes 1 --steps 1 "
+                     "--reps 1 --idle_wait 0 --max_redo 0 --attention --attention_chunk 16 --json " +
+                     (out / "b.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("caches scrubbed before each call"));
+  const json a = json::parse(read_text(out / "b.json"))["attention"];
+  EXPECT_EQ(a["context"], 100);
+  ASSERT_EQ(a["decode_layers"].size(), 2u);  // the tiny model's layers, each timed
+  for (const json& layer : a["decode_layers"]) {
+    EXPECT_GT(layer["ms"].get<double>(), 0.0);
+    EXPECT_GT(layer["fraction_of_bandwidth"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(a["prefill"]["chunk"], 16);
+  EXPECT_GT(a["prefill"]["fraction_of_fp32_fma_peak"].get<double>(), 0.0);
+}
+
 TEST_F(ModelCommands, GenerateWritesTheTopLogitsOfEveryPosition) {
   TempDir out("logits-top");
   const auto r = run("generate --tokens 128000,791,1234 --max_generated_tokens 1 --logits_all true --logits_top 3 "
