@@ -21,7 +21,9 @@ namespace llama3::kernels {
 // Context positions per decode partition (rounded down to whole blocks, at least one).
 inline constexpr int64_t kDecodePartition = 1024;
 // Query rows (tokens x query heads of a kv group) per prefill task, at least one token.
-inline constexpr int64_t kPrefillRows = 64;
+// 128 (32 tokens of a 4-head group) rather than 64: each widened K/V block serves twice the rows,
+// 10% faster at 32k on the Xeon (256 rows: no better).
+inline constexpr int64_t kPrefillRows = 128;
 
 // One sequence's new tokens: rows [first_row, first_row + n_tokens) of q and out, at positions
 // start_pos, start_pos + 1, ...; token i attends to the positions [0, start_pos + i] of the

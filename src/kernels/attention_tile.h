@@ -31,6 +31,13 @@ inline float exp_scalar(float x) { return exp_vec<ScalarLane>(x); }
 inline constexpr int64_t kDirectRows = 8;
 // Rows per register tile.
 inline constexpr int kRows = 4;
+// Rows per register tile of the scores: 8 rows x 2 vectors of keys on AVX-512 keep 16
+// accumulators in flight (4 rows x 2 leave the FMA pipes waiting on their latency: 175 against
+// 200 GFLOP/s per core on L1-resident data); AVX2 has registers for 4.
+template <typename V>
+constexpr int score_tile_rows() {
+  return V::kWidth >= 16 ? 8 : kRows;
+}
 
 // s[r][0 .. nkv*W) = (q[r] . kt[:, j]) (* kscale[j]): R rows, nkv vectors of keys.
 template <typename V, typename T, int R>
@@ -128,11 +135,14 @@ inline void pv_rows(const float* p, int64_t ld_s, int64_t n, const T* v, int64_t
   for (; d0 < hd; d0 += W) pv_chunk<V, T, R, 1>(p, ld_s, n, v, hd, d0, acc, ld_acc, alpha);
 }
 
-// Runs fn.template operator()<R>(row) over rows [begin, end) in tiles of kRows (the last smaller).
-template <typename Fn>
+// Runs fn.template operator()<R>(row) over rows [begin, end) in tiles of Rows (the last smaller).
+template <int Rows = kRows, typename Fn>
 inline void for_row_tiles(int64_t begin, int64_t end, Fn&& fn) {
   int64_t r = begin;
-  for (; r + kRows <= end; r += kRows) fn.template operator()<kRows>(r);
+  for (; r + Rows <= end; r += Rows) fn.template operator()<Rows>(r);
+  if constexpr (Rows > 4) {
+    if (end - r >= 4) fn.template operator()<4>(r), r += 4;
+  }
   switch (end - r) {
     case 3: fn.template operator()<3>(r); break;
     case 2: fn.template operator()<2>(r); break;
@@ -178,10 +188,28 @@ inline void widen_rows(const T* src, float* dst, int64_t n, int64_t hd, const fl
   }
 }
 
+// A range of memory brought into L2 (prefetcht1) a few lines at a time, spread over work that
+// hides it: a burst of prefetches stalls on the core's queue of outstanding misses.
+class Prefetch {
+ public:
+  Prefetch() = default;
+  Prefetch(const void* p, int64_t bytes) : p_(static_cast<const char*>(p)), bytes_(bytes) {}
+  // Prefetches up to `lines` lines; returns how many of them were left over.
+  int issue(int lines) {
+    for (; lines > 0 && bytes_ > 0; --lines, p_ += 64, bytes_ -= 64) __builtin_prefetch(p_, 0, 2);
+    return lines;
+  }
+  void drain() { issue(std::numeric_limits<int>::max()); }
+
+ private:
+  const char* p_ = nullptr;
+  int64_t bytes_ = 0;
+};
+
 // The softmax runs over steps of up to kMaxStepBlocks blocks, as many as keep the scores of all
-// the task's rows within kStepFloats: one max, rescale and sum per row and step (decode: 8
-// blocks of 32), while a prefill tile's many rows step a block or two at a time.
-inline constexpr int64_t kStepFloats = 8192;
+// the task's rows within kStepFloats: one max, rescale and sum per row and step (decode: 16 or
+// 32 blocks of 32), while a prefill tile's 128 rows step 4 blocks at a time (2 or 8: slower).
+inline constexpr int64_t kStepFloats = 16384;
 inline constexpr int64_t kMaxStepBlocks = 32;
 
 template <typename V, typename T>
@@ -231,8 +259,20 @@ void run_task(const AttentionTask& t) {
     return std::clamp<int64_t>(t.first_pos + r / t.group - b0 + 1, 0, n_keys);
   };
   const int64_t key_end = std::min(t.key_end, t.first_pos + t.n_tokens);
+  // A prefill tile spends ~1 us of arithmetic per block and kv head, enough to bring the next
+  // block's keys (during the scores) and values (during the output) into L2 meanwhile: a tile is
+  // 4 KiB of its own (the next kv head's follows it), where the hardware prefetchers stop, so
+  // without this every widening load waits on L3 or memory. (Decode tiles hold too little
+  // arithmetic to hide a prefetch: measured slower there.)
+  int64_t starts[kMaxStepBlocks];
+  const int64_t tile_bytes = hd * bs * static_cast<int64_t>(sizeof(T));
+  auto next_tile = [&](const T* base, int64_t ib, int64_t kvh) {
+    const int64_t next_key = starts[ib] + bs;
+    if (next_key >= key_end) return Prefetch();
+    return Prefetch(base + pool.tile_offset(t.block_table[static_cast<size_t>(next_key / bs)], kvh), tile_bytes);
+  };
   int32_t blocks[kMaxStepBlocks];
-  int64_t starts[kMaxStepBlocks], counts[kMaxStepBlocks];
+  int64_t counts[kMaxStepBlocks];
   for (int64_t step0 = t.key_begin; step0 < key_end; step0 += step_blocks * bs) {
     const int64_t nb = std::min(step_blocks, (key_end - step0 + bs - 1) / bs);
     for (int64_t ib = 0; ib < nb; ++ib) {
@@ -249,13 +289,19 @@ void run_task(const AttentionTask& t) {
       for (int64_t h = 0; h < heads; ++h) {
         const int64_t kvh = t.head_begin + h;
         const T* kt = kbase + pool.tile_offset(blocks[ib], kvh);
+        Prefetch next_k = widen_blocks ? next_tile(kbase, ib, kvh) : Prefetch();
+        Prefetch this_v = widen_blocks ? Prefetch(vbase + pool.tile_offset(blocks[ib], kvh), tile_bytes) : Prefetch();
         const float* kscale = q8 ? pool.k_scale + pool.scale_offset(blocks[ib], kvh) : nullptr;
         const float* qh = sc.q.data() + h * rows * hd;
         float* s = sc.s.data() + h * rows * ld_s + ib * ld_b;
         auto scores = [&]<typename K>(const K* k, int64_t ld_k, const float* ks) {
-          for_row_tiles(rb, rows, [&]<int R>(int64_t r) {
+          auto tile = [&]<int R>(int64_t r) {
+            next_k.issue(this_v.issue(8));
             score_rows<V, K, R>(qh + r * hd, hd, k, ld_k, nkv, ks, s + r * ld_s, ld_s);
-          });
+          };
+          for_row_tiles<score_tile_rows<V>()>(rb, rows, tile);
+          next_k.drain();
+          this_v.drain();
         };
         if (widen_blocks) {
           for (int64_t d = 0; d < hd; ++d) {
@@ -270,12 +316,19 @@ void run_task(const AttentionTask& t) {
       }
     }
 
-    // 2. Online softmax, row by row: masked lanes (causality, padding) get no weight.
+    // 2. Online softmax, row by row: masked lanes (causality, padding) get no weight. Rows from
+    // `unmasked_from` on see every key of the step (only blocks at the causal diagonal or at
+    // the end of the keys mask any; a partial last block masks every row).
+    const int64_t last_key = starts[nb - 1] + counts[nb - 1] - 1;
+    const int64_t unmasked_from = counts[nb - 1] == ld_b ? first_row_seeing(last_key) : rows;
     for (int64_t h = 0; h < heads; ++h) {
       for (int64_t r = r0; r < rows; ++r) {
         float* s = sc.s.data() + (h * rows + r) * ld_s;
-        for (int64_t ib = 0; ib < nb; ++ib) {
-          std::fill(s + ib * ld_b + visible(r, starts[ib], counts[ib]), s + (ib + 1) * ld_b, kNegInf);
+        const bool masked = r < unmasked_from;
+        if (masked) {
+          for (int64_t ib = 0; ib < nb; ++ib) {
+            std::fill(s + ib * ld_b + visible(r, starts[ib], counts[ib]), s + (ib + 1) * ld_b, kNegInf);
+          }
         }
         Vec mx = V::load(s);
         for (int64_t c = W; c < nb * ld_b; c += W) mx = V::max(mx, V::load(s + c));
@@ -292,8 +345,10 @@ void run_task(const AttentionTask& t) {
         }
         // A masked lane's exp is the clamped exp(-87) ~ 1e-38, which vanishes in the sum (it holds
         // the max's 1) but must not weigh a value (unwritten slots may hold anything): zero it.
-        for (int64_t ib = 0; ib < nb; ++ib) {
-          std::fill(s + ib * ld_b + visible(r, starts[ib], counts[ib]), s + (ib + 1) * ld_b, 0.0f);
+        if (masked) {
+          for (int64_t ib = 0; ib < nb; ++ib) {
+            std::fill(s + ib * ld_b + visible(r, starts[ib], counts[ib]), s + (ib + 1) * ld_b, 0.0f);
+          }
         }
         row_state[hd] = m_new;
         row_state[hd + 1] = row_state[hd + 1] * alpha + V::hsum(sum);

@@ -47,6 +47,7 @@ struct Avx2Vec {
   static __m256 pow2(__m256 n) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
   }
+  static __m256 times_pow2(__m256 x, __m256 n) { return mul(x, pow2(n)); }
 };
 
 }  // namespace llama3::kernels

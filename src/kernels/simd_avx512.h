@@ -56,6 +56,9 @@ struct Avx512Vec {
     const __m512i e = _mm512_add_epi32(_mm512_maskz_cvtps_epi32(0xffff, n), _mm512_set1_epi32(127));
     return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, e, 23));
   }
+  // x * 2^n for integral n in [-126, 127], in one instruction: vscalefps rounds once, as the
+  // multiplication by pow2(n) of the other ISAs does, so the results are the same bits.
+  static __m512 times_pow2(__m512 x, __m512 n) { return _mm512_maskz_scalef_ps(0xffff, x, n); }
 };
 
 }  // namespace llama3::kernels

@@ -28,6 +28,7 @@ struct ScalarLane {
   static float max(float a, float b) { return a > b ? a : b; }
   static float round_even(float v) { return std::nearbyint(v); }
   static float pow2(float n) { return std::bit_cast<float>(static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23); }
+  static float times_pow2(float x, float n) { return x * pow2(n); }
 };
 
 }  // namespace llama3::kernels
