@@ -13,7 +13,7 @@
 
 #include "apps/cli_options.h"
 #include "apps/command.h"
-#include "apps/tokenizer_location.h"
+#include "runtime/tokenizer_location.h"
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/parallel.h"
@@ -94,7 +94,7 @@ runtime::LogitComparison compare_kv_caches(model::LlamaModel& m, std::span<const
 int run_accuracy(const AccuracyOptions& o) {
   o.model.apply_threads();
   const auto dir = o.model.weights == "random" ? std::nullopt : model::resolve_model_dir(o.model.model_dir);
-  const auto tok = load_tokenizer(
+  const auto tok = runtime::load_tokenizer(
       o.tokenizer ? std::optional<std::filesystem::path>(*o.tokenizer) : std::nullopt, dir);
   const std::filesystem::path text_path =
       o.text ? std::filesystem::path(*o.text) : std::filesystem::path(LLAMA3_DEMO_DIR) / "texts" / "declaration_of_independence.txt";

@@ -11,7 +11,7 @@
 
 #include "apps/cli_options.h"
 #include "apps/command.h"
-#include "apps/tokenizer_location.h"
+#include "runtime/tokenizer_location.h"
 #include "core/error.h"
 #include "core/timer.h"
 #include "model/checkpoint_writer.h"
@@ -77,7 +77,7 @@ int run_convert(const ConvertOptions& o) {
     return 0;
   }
   check(o.to == "gguf", "--to {} is not one of hf, gguf", o.to);
-  const auto tok = load_tokenizer(o.tokenizer ? std::optional<std::filesystem::path>(*o.tokenizer) : std::nullopt,
+  const auto tok = runtime::load_tokenizer(o.tokenizer ? std::optional<std::filesystem::path>(*o.tokenizer) : std::nullopt,
                                   opened.dir);
   model::write_gguf_model(c, opened.model->weights(), gguf_vocab(tok), gguf_type(o.type), o.out,
                           fmt::format("{} ({} weights)", c.name, opened.weights));

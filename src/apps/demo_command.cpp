@@ -11,7 +11,7 @@
 #include "apps/command.h"
 #include "apps/demo_options.h"
 #include "apps/demo_report.h"
-#include "apps/tokenizer_location.h"
+#include "runtime/tokenizer_location.h"
 #include "core/error.h"
 #include "core/user_cache.h"
 #include "core/parallel.h"
@@ -94,7 +94,7 @@ int run_demo(const DemoOptions& o) {
                model::preset(c.name).n_layers);
   }
 
-  const auto tokenizer = load_tokenizer(
+  const auto tokenizer = runtime::load_tokenizer(
       o.tokenizer ? std::optional<fs::path>(*o.tokenizer) : std::nullopt, model_dir);
 
   // Prompts: rotated over batch_size * repeat_batches users.

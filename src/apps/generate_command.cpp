@@ -8,7 +8,7 @@
 
 #include "apps/cli_options.h"
 #include "apps/command.h"
-#include "apps/tokenizer_location.h"
+#include "runtime/tokenizer_location.h"
 #include "core/error.h"
 #include "core/timer.h"
 #include "model/kv_cache.h"
@@ -41,7 +41,7 @@ std::vector<int32_t> prompt_tokens(const GenerateOptions& o, std::optional<token
   check(o.tokens.empty() != !o.prompt.has_value(), "give the prompt with either --tokens \"128000,2028,374\" or --prompt TEXT");
   if (!o.prompt) return parse_token_list(o.tokens);
   const auto dir = o.model.weights == "random" ? std::nullopt : model::resolve_model_dir(o.model.model_dir);
-  tok.emplace(load_tokenizer(o.tokenizer ? std::optional<std::filesystem::path>(*o.tokenizer) : std::nullopt, dir));
+  tok.emplace(runtime::load_tokenizer(o.tokenizer ? std::optional<std::filesystem::path>(*o.tokenizer) : std::nullopt, dir));
   if (!o.chat) return tok->encode(*o.prompt, true, false);
   const tokenizer::ChatMessage dialog[] = {{"user", *o.prompt}};
   return tokenizer::encode_dialog(*tok, dialog);

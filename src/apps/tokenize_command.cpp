@@ -9,7 +9,7 @@
 #include <string>
 
 #include "apps/command.h"
-#include "apps/tokenizer_location.h"
+#include "runtime/tokenizer_location.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -28,7 +28,7 @@ struct TokenizerOptions {
     app.add_option("--model", model, "model folder whose tokenizer to use");
   }
   tokenizer::Tokenizer load() const {
-    return load_tokenizer(tokenizer, model);
+    return runtime::load_tokenizer(tokenizer, model);
   }
 };
 

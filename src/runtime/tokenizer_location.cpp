@@ -1,11 +1,11 @@
-#include "apps/tokenizer_location.h"
+#include "runtime/tokenizer_location.h"
 
 #include <cstdlib>
 
 #include "core/error.h"
 #include "model/checkpoint_loader.h"
 
-namespace llama3::apps {
+namespace llama3::runtime {
 
 namespace fs = std::filesystem;
 
@@ -68,4 +68,4 @@ tokenizer::Tokenizer load_tokenizer(const std::optional<fs::path>& explicit_path
   return tokenizer::Tokenizer::load(resolve_tokenizer_path(explicit_path, model_dir));
 }
 
-}  // namespace llama3::apps
+}  // namespace llama3::runtime

@@ -1,12 +1,12 @@
 #pragma once
-// Where the CLI finds its tokenizer, shared by every command that encodes or decodes text.
+// Where the engine and the CLI find a tokenizer, shared by everything that encodes or decodes text.
 #include <filesystem>
 #include <optional>
 
 #include "io/gguf_file.h"
 #include "tokenizer/tokenizer.h"
 
-namespace llama3::apps {
+namespace llama3::runtime {
 
 // The explicit path if given; else model_dir/tokenizer.json, model_dir/tokenizer.model or
 // model_dir/original/tokenizer.model if a model folder is given and holds one; else the file
@@ -25,4 +25,4 @@ tokenizer::Tokenizer load_tokenizer(const std::optional<std::filesystem::path>& 
 // The vocabulary arrays of a GGUF file's tokenizer.ggml.* keys (views into `file`).
 tokenizer::VocabArrays gguf_vocab_arrays(const io::GgufFile& file);
 
-}  // namespace llama3::apps
+}  // namespace llama3::runtime

@@ -1,0 +1,174 @@
+#pragma once
+// llama3's public C++ API: load a Llama 3 model once, then submit generation requests from any
+// thread. A background thread runs the scheduler: requests join the running batch at the next
+// step and leave when they finish; long prompts are prefilled in chunks between the decode steps
+// of the running requests (a token budget per step); full KV blocks are shared between requests
+// with the same prefix (prefix caching); when the KV pool runs out the youngest request is
+// preempted and resumed later with its text unchanged.
+//
+// Nothing here exposes kernels, tensors or file formats. Errors are llama3::EngineError (a
+// std::runtime_error) with a one-line message.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace llama3 {
+
+class EngineError : public std::runtime_error {
+ public:
+  enum class Kind {
+    invalid_request,  // the request cannot be served as given (400 in HTTP terms)
+    queue_full,       // too many requests waiting (429)
+    shutting_down,    // the engine is stopping (503)
+  };
+  EngineError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
+// Which model, as the CLI's model options say it (`llama3 --help`).
+struct ModelSpec {
+  std::string preset = "Llama-3.2-1B";      // random weights of this preset's shape
+  std::optional<std::string> weights;       // random | instruct | general; unset: a checkpoint if configured
+  std::optional<std::string> model_dir;     // a Meta or Hugging Face folder, or a .gguf file
+  std::optional<int64_t> layers;            // keep the first N layers
+  uint64_t seed = 0;                        // random weights
+  std::optional<std::string> optimizations; // performance | accuracy | bf16 | native
+  std::optional<std::string> precision;     // JSON overrides of single keys
+  std::optional<std::string> kv_cache;      // bf16 | f32 | q8
+  bool weight_cache = true;
+  std::optional<std::string> tokenizer;     // tokenizer.json / tokenizer.model; default: with the weights, else built in
+};
+
+struct EngineOptions {
+  ModelSpec model;
+  int max_batch = 32;            // requests decoding together (1..32)
+  int64_t max_seq_len = 8192;    // prompt + generated tokens of one request
+  int64_t max_queue = 256;       // requests waiting beyond the running batch; more: queue_full
+  int64_t prefill_chunk = 256;   // prompt tokens per forward pass of a prefill
+  int64_t step_tokens = 512;     // token budget of one step: decode tokens first, then prefill chunks
+  bool prefix_caching = true;
+  std::optional<double> kv_memory_gb;  // KV pool size; default: what fits beside the weights with a margin
+  std::optional<int64_t> kv_blocks;    // exact number of KV blocks (tests); overrides kv_memory_gb
+  int64_t block_size = 32;
+};
+
+struct SamplingOptions {
+  float temperature = 0.6f;  // 0: greedy
+  float top_p = 0.9f;
+  int top_k = 32;            // 0: no limit
+  uint64_t seed = 42;
+};
+
+struct ChatMessage {
+  std::string role;  // system | user | assistant
+  std::string content;
+};
+
+struct GenerationRequest {
+  // Exactly one of these: token ids, a raw text prompt (encoded with one BOS), or chat messages
+  // (Llama 3 chat format, ending with the assistant header).
+  std::vector<int32_t> prompt_tokens;
+  std::optional<std::string> prompt_text;
+  std::vector<ChatMessage> messages;
+
+  SamplingOptions sampling;
+  int64_t max_tokens = 128;            // generated tokens at most (>= 1)
+  std::vector<int32_t> stop_tokens;    // besides the model's end-of-turn tokens
+  bool ignore_eos = false;             // do not stop at the model's end-of-turn tokens
+  int top_logprobs = -1;               // -1: no log-probabilities; 0..20: the token's and the top N
+  // Random stream of the sampler: the same seed, stream and prompt give the same text whatever
+  // else runs (0 unless the caller wants several different samples from one seed).
+  uint64_t sampler_stream = 0;
+};
+
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+};
+
+struct TokenEvent {
+  int32_t token = 0;
+  std::string text;  // the bytes this token completes (UTF-8 kept whole across tokens)
+  std::optional<TokenLogprob> logprob;
+  std::vector<TokenLogprob> top_logprobs;
+};
+
+enum class FinishReason { stop, length, cancelled, error };
+
+struct Completion {
+  FinishReason reason = FinishReason::stop;
+  std::string error;                 // reason == error: what went wrong
+  int64_t prompt_tokens = 0;
+  int64_t cached_prompt_tokens = 0;  // of which came from the prefix cache
+  int64_t completion_tokens = 0;
+  double ttft_ms = 0.0;              // submit to first token
+  double total_ms = 0.0;
+};
+
+// Called on the engine's thread: keep them short (copy, push to a queue, notify).
+struct RequestCallbacks {
+  std::function<void(const TokenEvent&)> on_token;
+  std::function<void(const Completion&)> on_done;  // exactly once per accepted request
+};
+
+struct EngineMetrics {
+  int64_t requests_waiting = 0;
+  int64_t requests_running = 0;
+  int64_t requests_finished = 0;  // stop or length
+  int64_t requests_cancelled = 0;
+  int64_t requests_failed = 0;
+  int64_t prompt_tokens = 0;
+  int64_t prompt_tokens_cached = 0;  // prompt tokens served from the prefix cache
+  int64_t generated_tokens = 0;
+  int64_t preemptions = 0;
+  int64_t kv_blocks_total = 0;
+  int64_t kv_blocks_used = 0;    // held by running requests
+  int64_t kv_blocks_cached = 0;  // free but holding a reusable prefix
+  int64_t steps = 0;
+};
+
+struct ModelInfo {
+  std::string name;        // e.g. Llama-3.2-1B
+  int64_t n_layers = 0;
+  int64_t vocab_size = 0;
+  int64_t max_seq_len = 0; // the engine's limit per request
+  std::string weights;     // random | instruct | general
+  std::string format;      // random | meta | huggingface | gguf
+};
+
+class Engine {
+ public:
+  // Loads the model and starts the scheduler thread. Throws EngineError on bad options or a
+  // model that cannot be loaded.
+  explicit Engine(const EngineOptions& options);
+  ~Engine();  // cancels what is still running (on_done with cancelled) and joins the thread
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Validates and queues a request; returns its id. Throws EngineError (invalid_request,
+  // queue_full, shutting_down) without calling any callback.
+  uint64_t submit(GenerationRequest request, RequestCallbacks callbacks);
+  // Stops a request at the next step (its blocks are freed at once); on_done gets cancelled.
+  // Unknown or finished ids are ignored.
+  void cancel(uint64_t id);
+
+  // The request's prompt as token ids, as submit() would encode it (for counting and checks).
+  std::vector<int32_t> encode_prompt(const GenerationRequest& request) const;
+  std::string decode(const std::vector<int32_t>& tokens) const;
+
+  EngineMetrics metrics() const;
+  const ModelInfo& model_info() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llama3

@@ -1,0 +1,327 @@
+// The public engine (include/llama3/engine.h): the model, the tokenizer and the scheduler, with
+// one loop thread that runs scheduler steps while there is work and sleeps otherwise. Other
+// threads only touch the queues below (under the mutex); the scheduler is the loop's alone.
+#include "llama3/engine.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "core/error.h"
+#include "model/model_factory.h"
+#include "runtime/kv_pool_plan.h"
+#include "runtime/rss.h"
+#include "runtime/sampler.h"
+#include "runtime/scheduler.h"
+#include "runtime/tokenizer_location.h"
+#include "tokenizer/chat_format.h"
+
+namespace llama3 {
+
+namespace {
+
+// The model's end-of-turn tokens: <|end_of_text|>, <|eom_id|>, <|eot_id|>.
+constexpr int32_t kEndOfTurnIds[] = {128001, 128008, 128009};
+constexpr int kMaxTopLogprobs = 20;
+
+[[noreturn]] void invalid(const std::string& message) {
+  throw EngineError(EngineError::Kind::invalid_request, message);
+}
+
+model::ModelRequest model_request(const ModelSpec& m) {
+  model::ModelRequest r;
+  r.preset = m.preset;
+  r.weights = m.weights;
+  r.layers = m.layers;
+  r.model_dir = m.model_dir;
+  r.seed = m.seed;
+  r.optimizations = m.optimizations;
+  r.precision = m.precision;
+  r.kv_cache = m.kv_cache;
+  r.weight_cache = m.weight_cache;
+  return r;
+}
+
+Completion to_completion(const runtime::ScheduledResult& r) {
+  Completion c;
+  switch (r.reason) {
+    case runtime::StopReason::stop: c.reason = FinishReason::stop; break;
+    case runtime::StopReason::length: c.reason = FinishReason::length; break;
+    case runtime::StopReason::cancelled: c.reason = FinishReason::cancelled; break;
+    case runtime::StopReason::error: c.reason = FinishReason::error; break;
+  }
+  c.error = r.error;
+  c.prompt_tokens = r.prompt_tokens;
+  c.cached_prompt_tokens = r.cached_prompt_tokens;
+  c.completion_tokens = r.completion_tokens;
+  c.ttft_ms = r.ttft_ms;
+  c.total_ms = r.total_ms;
+  return c;
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  EngineOptions opt;
+  model::OpenedModel opened;
+  std::optional<tokenizer::Tokenizer> tok;
+  std::string tokenizer_error;  // why there is no tokenizer (text prompts are refused)
+  std::unique_ptr<runtime::Scheduler> sched;
+  ModelInfo info;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::deque<runtime::ScheduledRequest> incoming;
+  std::vector<uint64_t> cancels;
+  bool stopping = false;
+  uint64_t next_id = 1;
+  int64_t outstanding = 0;  // accepted and not yet done (waiting or running)
+  EngineMetrics snapshot;
+  std::thread loop_thread;
+
+  void loop();
+  void update_snapshot();  // under mu
+};
+
+void Engine::Impl::update_snapshot() {
+  const runtime::SchedulerCounters& c = sched->counters();
+  snapshot.requests_waiting = sched->waiting();  // metrics() adds what has not reached it yet
+  snapshot.requests_running = sched->running();
+  snapshot.requests_finished = c.finished;
+  snapshot.requests_cancelled = c.cancelled;
+  snapshot.requests_failed = c.failed;
+  snapshot.prompt_tokens = c.prompt_tokens;
+  snapshot.prompt_tokens_cached = c.prompt_tokens_cached;
+  snapshot.generated_tokens = c.generated_tokens;
+  snapshot.preemptions = c.preemptions;
+  snapshot.kv_blocks_total = sched->pool().num_blocks();
+  snapshot.kv_blocks_used = sched->pool().used_blocks();
+  snapshot.kv_blocks_cached = sched->pool().cached_blocks();
+  snapshot.steps = c.steps;
+}
+
+void Engine::Impl::loop() {
+  for (;;) {
+    std::deque<runtime::ScheduledRequest> arrived;
+    std::vector<uint64_t> cancelled;
+    bool stop = false;
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return stopping || !incoming.empty() || !cancels.empty() || !sched->idle(); });
+      arrived.swap(incoming);
+      cancelled.swap(cancels);
+      stop = stopping;
+    }
+    for (auto& r : arrived) sched->add(std::move(r));
+    for (uint64_t id : cancelled) sched->cancel(id);
+    if (stop) {
+      sched->cancel_all();
+      const std::lock_guard lock(mu);
+      update_snapshot();
+      return;
+    }
+    if (!sched->idle()) sched->step();
+    const std::lock_guard lock(mu);
+    update_snapshot();
+  }
+}
+
+Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
+  Impl& d = *impl_;
+  d.opt = options;
+  try {
+    check(options.max_batch >= 1 && options.max_batch <= 32, "max_batch {} is not in 1..32", options.max_batch);
+    check(options.max_queue >= 0, "max_queue must not be negative");
+    check(options.block_size >= 1 && options.prefill_chunk >= 1, "block size and prefill chunk must be positive");
+    const model::ModelRequest request = model_request(options.model);
+    // Sized (or refused) before anything is loaded, as the demo does.
+    const model::ModelPlan plan = model::plan_model(request);
+    check(options.max_seq_len >= 2 && options.max_seq_len <= plan.config.max_seq_len,
+          "max_seq_len {} must be within 2..{} for {}", options.max_seq_len, plan.config.max_seq_len, plan.config.name);
+    runtime::KvPoolRequest kv;
+    kv.batch_size = options.max_batch;
+    kv.max_seq_len = options.max_seq_len;
+    kv.dtype = plan.precision.kv_cache;
+    kv.block_size = options.block_size;
+    kv.num_blocks = options.kv_blocks;
+    kv.kv_memory_gib = options.kv_memory_gb;
+    kv.weight_bytes = plan.weight_bytes;
+    kv.available_bytes = runtime::available_memory_bytes();
+    const runtime::KvPoolPlan pool = options.kv_blocks
+                                         ? runtime::KvPoolPlan{options.block_size, *options.kv_blocks, 0, 0, "given"}
+                                         : runtime::plan_kv_pool(plan.config, kv);
+    check(pool.num_blocks >= 1, "the KV pool needs at least one block");
+
+    d.opened = model::open_model(request);
+    const model::ModelConfig& c = d.opened.model->config();
+    try {
+      d.tok.emplace(runtime::load_tokenizer(
+          options.model.tokenizer ? std::optional<std::filesystem::path>(*options.model.tokenizer) : std::nullopt,
+          d.opened.dir));
+    } catch (const std::exception& e) {
+      if (options.model.tokenizer) throw;  // asked for explicitly: its failure is the caller's error
+      d.tokenizer_error = e.what();
+    }
+    runtime::SchedulerOptions so;
+    so.max_batch = options.max_batch;
+    so.max_seq_len = options.max_seq_len;
+    // Chunks are whole blocks (prefix-cache hits are cut back to chunk boundaries).
+    so.prefill_chunk = std::max(pool.block_size, options.prefill_chunk / pool.block_size * pool.block_size);
+    so.step_tokens = std::max<int64_t>(options.step_tokens, 1);
+    so.prefix_caching = options.prefix_caching;
+    so.block_size = pool.block_size;
+    so.num_blocks = pool.num_blocks;
+    so.kv_dtype = d.opened.precision.kv_cache;
+    d.sched = std::make_unique<runtime::Scheduler>(*d.opened.model, so, d.tok ? &*d.tok : nullptr);
+    d.info = {c.name, c.n_layers, c.vocab_size, options.max_seq_len, d.opened.weights, d.opened.format};
+  } catch (const EngineError&) {
+    throw;
+  } catch (const std::exception& e) {
+    invalid(e.what());
+  }
+  {
+    const std::lock_guard lock(d.mu);
+    d.update_snapshot();
+  }
+  d.loop_thread = std::thread([&d] { d.loop(); });
+}
+
+Engine::~Engine() {
+  {
+    const std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->loop_thread.joinable()) impl_->loop_thread.join();
+}
+
+std::vector<int32_t> Engine::encode_prompt(const GenerationRequest& r) const {
+  const Impl& d = *impl_;
+  const int given = static_cast<int>(!r.prompt_tokens.empty()) + static_cast<int>(r.prompt_text.has_value()) +
+                    static_cast<int>(!r.messages.empty());
+  if (given != 1) invalid("give the prompt as exactly one of: token ids, a text, chat messages");
+  if (!r.prompt_tokens.empty()) return r.prompt_tokens;
+  if (!d.tok) invalid("text prompts need a tokenizer: " + d.tokenizer_error);
+  try {
+    if (r.prompt_text) return d.tok->encode(*r.prompt_text, true, false);
+    std::vector<tokenizer::ChatMessage> dialog;
+    for (const ChatMessage& m : r.messages) {
+      if (m.role != "system" && m.role != "user" && m.role != "assistant" && m.role != "ipython" && m.role != "tool") {
+        invalid("unknown chat role \"" + m.role + "\" (system, user, assistant, tool)");
+      }
+      dialog.push_back({m.role == "tool" ? "ipython" : m.role, m.content});
+    }
+    return tokenizer::encode_dialog(*d.tok, dialog);
+  } catch (const EngineError&) {
+    throw;
+  } catch (const std::exception& e) {
+    invalid(e.what());
+  }
+}
+
+std::string Engine::decode(const std::vector<int32_t>& tokens) const {
+  if (!impl_->tok) invalid("decoding needs a tokenizer: " + impl_->tokenizer_error);
+  try {
+    return impl_->tok->decode(tokens);
+  } catch (const std::exception& e) {
+    invalid(e.what());
+  }
+}
+
+uint64_t Engine::submit(GenerationRequest request, RequestCallbacks callbacks) {
+  Impl& d = *impl_;
+  std::vector<int32_t> prompt = encode_prompt(request);
+  const int64_t vocab = d.info.vocab_size;
+  if (prompt.empty()) invalid("the prompt is empty");
+  for (int32_t id : prompt) {
+    if (id < 0 || id >= vocab) invalid(fmt::format("token id {} is outside the vocabulary (0..{})", id, vocab - 1));
+  }
+  if (static_cast<int64_t>(prompt.size()) >= d.info.max_seq_len) {
+    invalid(fmt::format("the prompt has {} tokens; the context is {} (prompt + at least one generated token)",
+                        prompt.size(), d.info.max_seq_len));
+  }
+  const int64_t bs = d.sched->options().block_size;
+  const int64_t blocks = static_cast<int64_t>(prompt.size()) / bs + 1;
+  if (blocks > d.sched->options().num_blocks) {
+    invalid(fmt::format("the prompt needs {} KV blocks of {} tokens; the pool has {}", blocks, bs,
+                        d.sched->options().num_blocks));
+  }
+  if (request.max_tokens < 1) invalid(fmt::format("max_tokens must be at least 1 (got {})", request.max_tokens));
+  if (request.top_logprobs > kMaxTopLogprobs) {
+    invalid(fmt::format("top_logprobs must be within 0..{} (got {})", kMaxTopLogprobs, request.top_logprobs));
+  }
+  runtime::SamplingParams sp{request.sampling.temperature, request.sampling.top_p, request.sampling.top_k,
+                             request.sampling.seed};
+  try {
+    runtime::validate_sampling_params(sp);
+  } catch (const std::exception& e) {
+    invalid(e.what());
+  }
+  for (int32_t id : request.stop_tokens) {
+    if (id < 0 || id >= vocab) invalid(fmt::format("stop token id {} is outside the vocabulary", id));
+  }
+
+  runtime::ScheduledRequest r;
+  r.prompt = std::move(prompt);
+  r.sampling = sp;
+  r.sampler_stream = request.sampler_stream;
+  r.max_tokens = request.max_tokens;
+  r.stop_tokens = request.stop_tokens;
+  if (!request.ignore_eos) r.stop_tokens.insert(r.stop_tokens.end(), std::begin(kEndOfTurnIds), std::end(kEndOfTurnIds));
+  r.top_logprobs = request.top_logprobs;
+  if (callbacks.on_token) {
+    r.on_token = [cb = std::move(callbacks.on_token)](const runtime::ScheduledToken& t) {
+      TokenEvent ev;
+      ev.token = t.token;
+      ev.text = t.text;
+      if (t.has_logprob) ev.logprob = TokenLogprob{t.token, t.logprob};
+      for (const auto& [id, lp] : t.top) ev.top_logprobs.push_back({id, lp});
+      cb(ev);
+    };
+  }
+  r.on_done = [&d, cb = std::move(callbacks.on_done)](const runtime::ScheduledResult& res) {
+    {
+      const std::lock_guard lock(d.mu);
+      --d.outstanding;
+    }
+    if (cb) cb(to_completion(res));
+  };
+  uint64_t id = 0;
+  {
+    const std::lock_guard lock(d.mu);
+    if (d.stopping) throw EngineError(EngineError::Kind::shutting_down, "the engine is shutting down");
+    // max_queue counts the requests that wait beyond the running batch's max_batch slots.
+    if (d.outstanding >= d.opt.max_batch + d.opt.max_queue) {
+      throw EngineError(EngineError::Kind::queue_full,
+                        fmt::format("the queue is full ({} requests waiting)", d.outstanding - d.opt.max_batch));
+    }
+    ++d.outstanding;
+    id = d.next_id++;
+    r.id = id;
+    r.submit_ms = d.sched->now_ms();
+    d.incoming.push_back(std::move(r));
+  }
+  d.cv.notify_all();
+  return id;
+}
+
+void Engine::cancel(uint64_t id) {
+  {
+    const std::lock_guard lock(impl_->mu);
+    impl_->cancels.push_back(id);
+  }
+  impl_->cv.notify_all();
+}
+
+EngineMetrics Engine::metrics() const {
+  const std::lock_guard lock(impl_->mu);
+  EngineMetrics m = impl_->snapshot;
+  m.requests_waiting += static_cast<int64_t>(impl_->incoming.size());
+  return m;
+}
+
+const ModelInfo& Engine::model_info() const { return impl_->info; }
+
+}  // namespace llama3

@@ -1,0 +1,256 @@
+#include "runtime/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "model/random_weights.h"
+#include "runtime/batch_generator.h"
+#include "tiny_model.h"
+
+namespace llama3::runtime {
+namespace {
+
+model::ModelConfig tiny_config() { return testing::tiny_config(512); }
+
+struct Outcome {
+  std::vector<int32_t> tokens;
+  std::optional<ScheduledResult> result;
+};
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  SchedulerTest() : model_(tiny_config(), model::random_weights(tiny_config(), 11)) {}
+
+  static SchedulerOptions options() {
+    SchedulerOptions o;
+    o.max_batch = 8;
+    o.max_seq_len = 512;
+    o.block_size = 8;
+    o.prefill_chunk = 16;
+    o.step_tokens = 24;
+    o.num_blocks = 256;
+    return o;
+  }
+
+  static std::vector<int32_t> prompt(size_t length, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::vector<int32_t> p(length);
+    for (auto& t : p) t = static_cast<int32_t>(rng() % 500);
+    return p;
+  }
+
+  ScheduledRequest request(uint64_t id, std::vector<int32_t> p, int64_t max_tokens = 10) {
+    ScheduledRequest r;
+    r.id = id;
+    r.prompt = std::move(p);
+    r.sampling = {0.8f, 0.95f, 0, 7};  // sampled, not greedy: the random stream must line up too
+    r.sampler_stream = id;
+    r.max_tokens = max_tokens;
+    r.on_token = [this, id](const ScheduledToken& t) { out_[id].tokens.push_back(t.token); };
+    r.on_done = [this, id](const ScheduledResult& res) { out_[id].result = res; };
+    return r;
+  }
+
+  void run(Scheduler& s, int max_steps = 10000) {
+    for (int i = 0; i < max_steps && !s.idle(); ++i) s.step();
+    ASSERT_TRUE(s.idle()) << "the scheduler did not finish its work";
+  }
+
+  // The same request run alone through the demo's generator, prefilled in the same chunks.
+  std::vector<int32_t> alone(const std::vector<int32_t>& p, uint64_t stream, int64_t max_tokens = 10) {
+    GenerationOptions o;
+    o.batch_size = 1;
+    o.max_seq_len = 512;
+    o.max_generated_tokens = max_tokens;
+    o.block_size = 8;
+    o.num_blocks = 256;
+    o.prefill_chunk = 16;
+    o.sampling = {0.8f, 0.95f, 0, 7};
+    BatchGenerator g(model_, o, [](int32_t) { return false; });
+    return g.run({{p, stream}}, [](size_t, int32_t) {}, nullptr)[0].generated;
+  }
+
+  model::LlamaModel model_;
+  std::map<uint64_t, Outcome> out_;
+};
+
+TEST_F(SchedulerTest, EachRequestGetsTheTextItGetsAlone) {
+  Scheduler s(model_, options(), nullptr);
+  std::vector<std::vector<int32_t>> prompts;
+  for (uint64_t i = 0; i < 6; ++i) {
+    prompts.push_back(prompt(5 + 13 * i, static_cast<uint32_t>(i)));
+    s.add(request(i, prompts.back()));
+  }
+  run(s);
+  for (uint64_t i = 0; i < 6; ++i) {
+    ASSERT_TRUE(out_[i].result.has_value());
+    EXPECT_EQ(out_[i].result->reason, StopReason::length);
+    EXPECT_EQ(out_[i].tokens, alone(prompts[i], i)) << "request " << i;
+  }
+  EXPECT_EQ(s.pool().used_blocks(), 0);
+}
+
+TEST_F(SchedulerTest, LateArrivalsJoinTheRunningBatchWithoutChangingAnyText) {
+  Scheduler s(model_, options(), nullptr);
+  std::vector<std::vector<int32_t>> prompts;
+  for (uint64_t i = 0; i < 5; ++i) prompts.push_back(prompt(7 + 11 * i, 100 + static_cast<uint32_t>(i)));
+  s.add(request(0, prompts[0], 20));
+  for (int k = 0; k < 3; ++k) s.step();
+  const size_t before = out_[0].tokens.size();
+  EXPECT_GT(before, 0u);
+  for (uint64_t i = 1; i < 5; ++i) s.add(request(i, prompts[i], 20));
+  s.step();
+  EXPECT_EQ(s.running(), 5) << "newcomers join at the next step";
+  run(s);
+  for (uint64_t i = 0; i < 5; ++i) EXPECT_EQ(out_[i].tokens, alone(prompts[i], i, 20)) << "request " << i;
+}
+
+TEST_F(SchedulerTest, ALongPromptIsPrefilledInChunksBetweenDecodeSteps) {
+  Scheduler s(model_, options(), nullptr);  // budget 24 tokens per step, chunks of 16
+  s.add(request(0, prompt(5, 1), 40));
+  s.step();
+  ASSERT_EQ(out_[0].tokens.size(), 1u);
+  s.add(request(1, prompt(200, 2), 5));
+  // 200 tokens in chunks of 16 take 13 steps; the first request gains a token in every one.
+  for (int k = 0; k < 13; ++k) {
+    const size_t had = out_[0].tokens.size();
+    s.step();
+    EXPECT_EQ(out_[0].tokens.size(), had + 1) << "step " << k << ": the decoding request was stalled";
+  }
+  EXPECT_EQ(out_[1].tokens.size(), 1u) << "the long prompt's first token comes after its last chunk";
+  run(s);
+  EXPECT_EQ(out_[1].tokens, alone(prompt(200, 2), 1, 5));
+}
+
+TEST_F(SchedulerTest, APromptSharingAPrefixReusesItsWholeChunksAndKeepsItsText) {
+  SchedulerOptions o = options();
+  Scheduler s(model_, o, nullptr);
+  std::vector<int32_t> system = prompt(40, 9);
+  std::vector<int32_t> a = system, b = system;
+  a.insert(a.end(), {1, 2, 3, 4, 5});
+  b.insert(b.end(), {6, 7, 8});
+  s.add(request(0, a));
+  run(s);
+  s.add(request(1, b));
+  run(s);
+  ASSERT_TRUE(out_[1].result.has_value());
+  // 40 shared tokens = 5 full blocks of 8; kept: whole chunks of 16 = 32 tokens.
+  EXPECT_EQ(out_[1].result->cached_prompt_tokens, 32);
+  EXPECT_EQ(out_[0].result->cached_prompt_tokens, 0);
+  EXPECT_EQ(s.counters().prompt_tokens_cached, 32);
+  EXPECT_EQ(out_[1].tokens, alone(b, 1)) << "a cache hit must not change the text";
+  EXPECT_EQ(s.pool().used_blocks(), 0);
+  EXPECT_GT(s.pool().cached_blocks(), 0) << "finished requests leave their full blocks findable";
+
+  // Without prefix caching nothing is reused.
+  o.prefix_caching = false;
+  Scheduler off(model_, o, nullptr);
+  off.add(request(2, a));
+  run(off);
+  ScheduledRequest again = request(3, b);
+  again.sampler_stream = 1;  // request 1's random stream
+  off.add(std::move(again));
+  run(off);
+  EXPECT_EQ(out_[3].result->cached_prompt_tokens, 0);
+  EXPECT_EQ(out_[3].tokens, out_[1].tokens);
+}
+
+TEST_F(SchedulerTest, CancelFinishesTheRequestAndFreesItsBlocksAtOnce) {
+  Scheduler s(model_, options(), nullptr);
+  s.add(request(0, prompt(30, 3), 100));
+  s.add(request(1, prompt(20, 4), 100));
+  s.add(request(2, prompt(20, 5), 100));
+  for (int k = 0; k < 4; ++k) s.step();
+  const int32_t used = s.pool().used_blocks();
+  EXPECT_TRUE(s.cancel(1));
+  EXPECT_LT(s.pool().used_blocks(), used);
+  ASSERT_TRUE(out_[1].result.has_value());
+  EXPECT_EQ(out_[1].result->reason, StopReason::cancelled);
+  EXPECT_FALSE(s.cancel(1)) << "a finished request is unknown";
+  s.cancel_all();
+  EXPECT_TRUE(s.idle());
+  EXPECT_EQ(s.pool().used_blocks(), 0);
+  EXPECT_EQ(out_[2].result->reason, StopReason::cancelled);
+  EXPECT_EQ(s.counters().cancelled, 3);
+}
+
+TEST_F(SchedulerTest, OutOfBlocksPreemptsTheYoungestAndEveryTextStaysTheSame) {
+  SchedulerOptions o = options();
+  o.num_blocks = 14;  // 112 positions for 4 requests that end near 40 tokens each
+  o.prefix_caching = false;
+  Scheduler s(model_, o, nullptr);
+  std::vector<std::vector<int32_t>> prompts;
+  for (uint64_t i = 0; i < 4; ++i) {
+    prompts.push_back(prompt(20 + i, 50 + static_cast<uint32_t>(i)));
+    s.add(request(i, prompts.back(), 20));
+  }
+  run(s);
+  EXPECT_GT(s.counters().preemptions, 0);
+  for (uint64_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(out_[i].result.has_value());
+    EXPECT_EQ(out_[i].result->reason, StopReason::length);
+    EXPECT_EQ(out_[i].tokens, alone(prompts[i], i, 20)) << "request " << i;
+  }
+  EXPECT_EQ(s.pool().used_blocks(), 0);
+}
+
+TEST_F(SchedulerTest, ARequestTheWholePoolCannotHoldFailsWithBothFigures) {
+  SchedulerOptions o = options();
+  o.num_blocks = 4;  // 32 positions
+  Scheduler s(model_, o, nullptr);
+  s.add(request(0, prompt(20, 6), 50));
+  run(s);
+  ASSERT_TRUE(out_[0].result.has_value());
+  EXPECT_EQ(out_[0].result->reason, StopReason::error);
+  EXPECT_NE(out_[0].result->error.find("the pool has 4"), std::string::npos) << out_[0].result->error;
+  EXPECT_EQ(s.pool().used_blocks(), 0);
+}
+
+TEST_F(SchedulerTest, StopTokensEndARequestAndMaxSeqLenCapsIt) {
+  Scheduler s(model_, options(), nullptr);
+  const auto p = prompt(12, 8);
+  const auto free_run = alone(p, 0, 10);
+  ScheduledRequest r = request(0, p);
+  r.stop_tokens = {free_run[3]};
+  s.add(std::move(r));
+  run(s);
+  EXPECT_EQ(out_[0].result->reason, StopReason::stop);
+  const size_t first_stop = static_cast<size_t>(std::find(free_run.begin(), free_run.end(), free_run[3]) - free_run.begin());
+  EXPECT_EQ(out_[0].result->completion_tokens, static_cast<int64_t>(first_stop) + 1) << "the stop token counts";
+  EXPECT_EQ(out_[0].tokens, std::vector<int32_t>(free_run.begin(), free_run.begin() + static_cast<std::ptrdiff_t>(first_stop)))
+      << "the stop token itself is not emitted";
+
+  SchedulerOptions o = options();
+  o.max_seq_len = 16;
+  Scheduler small(model_, o, nullptr);
+  small.add(request(1, prompt(12, 8), 100));
+  run(small);
+  EXPECT_EQ(out_[1].result->reason, StopReason::length);
+  EXPECT_EQ(out_[1].result->completion_tokens, 4);
+}
+
+TEST_F(SchedulerTest, LogprobsAreTheLogSoftmaxOfTheRawLogits) {
+  Scheduler s(model_, options(), nullptr);
+  ScheduledRequest r = request(0, prompt(9, 12), 3);
+  r.top_logprobs = 5;
+  std::vector<ScheduledToken> events;
+  r.on_token = [&](const ScheduledToken& t) { events.push_back(t); };
+  s.add(std::move(r));
+  run(s);
+  ASSERT_EQ(events.size(), 3u);
+  for (const auto& e : events) {
+    ASSERT_TRUE(e.has_logprob);
+    ASSERT_EQ(e.top.size(), 5u);
+    EXPECT_LE(e.logprob, 0.0f);
+    for (size_t i = 1; i < e.top.size(); ++i) EXPECT_GE(e.top[i - 1].second, e.top[i].second);
+    EXPECT_LE(e.logprob, e.top[0].second);
+    double mass = 0.0;
+    for (const auto& [id, lp] : e.top) mass += std::exp(lp);
+    EXPECT_LE(mass, 1.0 + 1e-5);
+  }
+}
+
+}  // namespace
+}  // namespace llama3::runtime
