@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sys/socket.h>
 #include <thread>
 
 #include "server/api_error.h"
@@ -100,6 +101,14 @@ struct HttpServer::Impl {
     const size_t threads = std::max<size_t>(options.threads, 2);
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http.set_payload_max_length(options.max_body_bytes);
+    // Each SSE chunk goes out at once rather than waiting for Nagle's coalescing.
+    http.set_tcp_nodelay(true);
+    // httplib's default also sets SO_REUSEPORT, which lets a second server bind a port in use
+    // and silently share its connections; a busy port must be an error.
+    http.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       return authorize(req, res) ? httplib::Server::HandlerResponse::Unhandled
                                  : httplib::Server::HandlerResponse::Handled;
