@@ -133,7 +133,9 @@ struct HttpServer::Impl {
       }
       send_error(res, ApiError(500, "server_error", "internal error: " + what));
     });
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    // Counted as the response's head goes out (after the error handler set its final status),
+    // not in the logger, which runs after the body: a client must find its request in /metrics.
+    http.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       metrics.count_request(route_label(req.path), res.status);
     });
 

@@ -1,0 +1,136 @@
+// `llama3 serve` as users run it: the line it prints, OpenAI's own JavaScript client against it,
+// a graceful stop on SIGTERM/SIGINT (exit 0, also with a stream in flight), and bad flags.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "serve_process.h"
+#include "server_test_util.h"
+
+namespace llama3::server::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using llama3::testing::run_command;
+
+const std::vector<std::string> kTinyModel = {"--layers", "1", "--weights", "random", "--max_seq_len", "512",
+                                             "--max_batch", "4", "--port", "0"};
+
+std::vector<std::string> args(std::vector<std::string> extra) {
+  std::vector<std::string> all = kTinyModel;
+  all.insert(all.end(), extra.begin(), extra.end());
+  return all;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+TEST(ServeCommand, OpenAiJavaScriptClient) {
+  SKIP_WITHOUT_TOKENIZER();
+  const fs::path modules = fs::path(LLAMA3_SOURCE_DIR) / ".cache/npm/node_modules";
+  if (run_command("command -v node").exit_code != 0) GTEST_SKIP() << "node is not on PATH (scripts/setup.sh installs it)";
+  if (!fs::exists(modules / "openai/package.json")) {
+    GTEST_SKIP() << "openai is not in " << modules.string() << " (run scripts/setup.sh)";
+  }
+  ServeProcess serve(args({"--api_key", "test-key"}));
+  const int port = serve.wait_for_port();
+  ASSERT_GT(port, 0) << serve.stdout_text() << serve.stderr_text();
+  EXPECT_THAT(serve.stdout_text(), HasSubstr("model Llama-3.2-1B"));
+  EXPECT_THAT(serve.stdout_text(), HasSubstr("API key required"));
+
+  const auto r = run_command("node " + shell_quote(std::string(LLAMA3_SOURCE_DIR) + "/tests/server/openai_client_test.mjs") +
+                             " " + shell_quote(modules.string()) + " http://127.0.0.1:" + std::to_string(port) +
+                             "/v1 test-key");
+  ASSERT_EQ(r.exit_code, 0) << r.err << "\nserver: " << serve.stderr_text();
+  const json out = json::parse(r.out);
+  EXPECT_EQ(out["models"], json::parse(R"([{"id": "Llama-3.2-1B", "owned_by": "llama3"}])"));
+
+  EXPECT_EQ(out["chat"]["object"], "chat.completion");
+  EXPECT_EQ(out["chat"]["finish_reason"], "length");
+  EXPECT_EQ(out["chat"]["usage"]["completion_tokens"], 5);
+  EXPECT_EQ(out["chat"]["usage"]["total_tokens"],
+            out["chat"]["usage"]["prompt_tokens"].get<int>() + 5);
+  EXPECT_FALSE(out["chat"]["content"].get<std::string>().empty());
+  // Streamed with the same seed: the same text, the usage in the last chunk.
+  EXPECT_EQ(out["chat_stream"]["content"], out["chat"]["content"]);
+  EXPECT_EQ(out["chat_stream"]["finish_reason"], "length");
+  EXPECT_EQ(out["chat_stream"]["usage"], out["chat"]["usage"]);
+  EXPECT_GE(out["chat_stream"]["chunks"], 3);
+
+  EXPECT_EQ(out["completion"]["finish_reason"], "length");
+  EXPECT_EQ(out["completion"]["usage"]["completion_tokens"], 4);
+  EXPECT_EQ(out["completion"]["logprob_tokens"], 4);
+  EXPECT_EQ(out["completion_stream"]["text"], out["completion"]["text"]);
+  EXPECT_EQ(out["completion_stream"]["finish_reason"], "length");
+
+  // The SDK turns our errors into its own classes, with our code and param.
+  EXPECT_EQ(out["errors"]["unknown_model"]["status"], 404);
+  EXPECT_EQ(out["errors"]["unknown_model"]["class"], "NotFoundError");
+  EXPECT_EQ(out["errors"]["unknown_model"]["code"], "model_not_found");
+  EXPECT_EQ(out["errors"]["n_two"]["status"], 400);
+  EXPECT_EQ(out["errors"]["n_two"]["class"], "BadRequestError");
+  EXPECT_EQ(out["errors"]["n_two"]["param"], "n");
+  EXPECT_EQ(out["errors"]["bad_key"]["status"], 401);
+  EXPECT_EQ(out["errors"]["bad_key"]["class"], "AuthenticationError");
+
+  EXPECT_EQ(serve.stop(SIGTERM), 0) << serve.stderr_text();
+  EXPECT_THAT(serve.stderr_text(), HasSubstr("SIGTERM received, stopping"));
+}
+
+// SIGINT with a client streaming: the stream ends, the process exits 0 promptly.
+TEST(ServeCommand, SigintStopsWithAStreamInFlight) {
+  SKIP_WITHOUT_TOKENIZER();
+  ServeProcess serve(args({}));
+  const int port = serve.wait_for_port();
+  ASSERT_GT(port, 0) << serve.stdout_text() << serve.stderr_text();
+  std::promise<void> first_bytes;
+  auto client = std::async(std::launch::async, [&] {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(30);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = R"({"prompt": "Hi", "max_tokens": 400, "ignore_eos": true, "stream": true})";
+    req.set_header("Content-Type", "application/json");
+    bool told = false;
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+      if (!told) first_bytes.set_value();
+      told = true;
+      return true;
+    };
+    c.send(req);
+  });
+  first_bytes.get_future().wait();
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(serve.stop(SIGINT), 0) << serve.stderr_text();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  client.get();
+  EXPECT_THAT(serve.stderr_text(), HasSubstr("SIGINT received, stopping"));
+}
+
+TEST(ServeCommand, BadFlagsAndBusyPortAreCleanErrors) {
+  SKIP_WITHOUT_TOKENIZER();
+  const std::string cli = "env -u LLAMA_DIR -u HF_MODEL " + llama3::testing::cli() + " serve --layers 1 --weights random ";
+  for (const char* bad : {"--max_batch 33", "--port 70000", "--max_seq_len 0", "--kv_memory -1"}) {
+    const auto r = run_command(cli + bad);
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_LT(r.exit_code, 128) << bad << " crashed: " << r.err;
+  }
+  // A port another server holds: one line naming it.
+  ServeProcess first(args({}));
+  const int port = first.wait_for_port();
+  ASSERT_GT(port, 0) << first.stderr_text();
+  ServeProcess second({"--layers", "1", "--weights", "random", "--max_seq_len", "512", "--port", std::to_string(port)});
+  EXPECT_EQ(second.wait_exit(std::chrono::seconds(60)), 1) << second.stdout_text();
+  EXPECT_THAT(second.stderr_text(), HasSubstr("cannot listen on 127.0.0.1:" + std::to_string(port)));
+  EXPECT_EQ(first.stop(SIGTERM), 0);
+}
+
+}  // namespace
+}  // namespace llama3::server::testing
