@@ -13,6 +13,7 @@
 
 #include "apps/cli_options.h"
 #include "apps/command.h"
+#include "runtime/data_files.h"
 #include "runtime/tokenizer_location.h"
 #include "core/error.h"
 #include "core/file_io.h"
@@ -97,7 +98,7 @@ int run_accuracy(const AccuracyOptions& o) {
   const auto tok = runtime::load_tokenizer(
       o.tokenizer ? std::optional<std::filesystem::path>(*o.tokenizer) : std::nullopt, dir);
   const std::filesystem::path text_path =
-      o.text ? std::filesystem::path(*o.text) : std::filesystem::path(LLAMA3_DEMO_DIR) / "texts" / "declaration_of_independence.txt";
+      o.text ? std::filesystem::path(*o.text) : runtime::data_file("demo/texts/declaration_of_independence.txt");
   std::vector<int32_t> ids = tok.encode(read_file(text_path, "text"), true, false);
   check(static_cast<int64_t>(ids.size()) >= o.tokens + 1, "{} has {} tokens; --tokens {} needs {}", text_path.string(),
         ids.size(), o.tokens, o.tokens + 1);

@@ -11,6 +11,7 @@
 #include "apps/command.h"
 #include "apps/demo_options.h"
 #include "apps/demo_report.h"
+#include "runtime/data_files.h"
 #include "runtime/tokenizer_location.h"
 #include "core/error.h"
 #include "core/user_cache.h"
@@ -99,7 +100,7 @@ int run_demo(const DemoOptions& o) {
 
   // Prompts: rotated over batch_size * repeat_batches users.
   const fs::path prompt_path = o.input_prompts ? fs::path(*o.input_prompts)
-                                               : fs::path(LLAMA3_DEMO_DIR) / "prompts" / "questions_128.json";
+                                               : runtime::data_file("demo/prompts/questions_128.json");
   const auto specs = runtime::load_prompt_file(prompt_path);
   std::vector<runtime::ResolvedPrompt> resolved;
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -215,7 +216,7 @@ int run_demo(const DemoOptions& o) {
     out << report_json(run).dump(2) << "\n";
   }
   if (o.tsu_check) {
-    const fs::path table_path = o.tsu_targets ? fs::path(*o.tsu_targets) : fs::path(LLAMA3_DEMO_DIR) / "tsu_targets.json";
+    const fs::path table_path = o.tsu_targets ? fs::path(*o.tsu_targets) : runtime::data_file("demo/tsu_targets.json");
     const auto table = runtime::load_tsu_targets(table_path);
     const auto target = runtime::find_tsu_target(table, c.name, static_cast<int>(c.n_layers), o.batch_size, opened.precision.mode);
     check(target.has_value(), "--tsu_check: no target for model {} layers {} batch {} optimizations {} in {}", c.name,

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "model/checkpoint_loader.h"
+#include "runtime/data_files.h"
 
 namespace llama3::runtime {
 
@@ -29,7 +30,7 @@ fs::path resolve_tokenizer_path(const std::optional<fs::path>& explicit_path,
           env);
     return env;
   }
-  const fs::path fallback = LLAMA3_DEFAULT_TOKENIZER;
+  const fs::path fallback = data_file("tokenizer/tokenizer.json");
   check(fs::is_regular_file(fallback, ec),
         "no tokenizer found{}: the default {} is missing; run scripts/setup.sh to fetch it, or "
         "pass --tokenizer PATH",

@@ -10,8 +10,8 @@ namespace llama3::runtime {
 
 // The explicit path if given; else model_dir/tokenizer.json, model_dir/tokenizer.model or
 // model_dir/original/tokenizer.model if a model folder is given and holds one; else the file
-// named by the environment variable LLAMA3_TOKENIZER; else the compiled-in default
-// (LLAMA3_DEFAULT_TOKENIZER, written by scripts/setup.sh). Throws llama3::Error with a helpful
+// named by the environment variable LLAMA3_TOKENIZER; else the default among the data files
+// (runtime/data_files.h: installed, or fetched into the source tree by scripts/setup.sh). Throws llama3::Error with a helpful
 // message (mentioning scripts/setup.sh) if the chosen file does not exist.
 std::filesystem::path resolve_tokenizer_path(
     const std::optional<std::filesystem::path>& explicit_path,
