@@ -253,7 +253,7 @@ const CommandRegistrar kRegistrar{
           ->check(CLI::Range(0.0, 1.0))
           ->capture_default_str();
       app.add_flag("--ignore_eos,!--no_ignore_eos", o->load.ignore_eos,
-                   "ask the server to generate max_tokens whatever the model says (vLLM's ignore_eos)")
+                   "ask the server to generate max_tokens whatever the model says (vLLM's ignore_eos; on by default)")
           ->capture_default_str();
       app.add_option("--seed", o->load.seed, "prompts, lengths, arrivals, cancellations and sampling")
           ->capture_default_str();
