@@ -19,7 +19,8 @@ struct Scheduler::Sequence {
   std::optional<Sampler> sampler;  // kept across preemptions: the text does not change
   std::optional<tokenizer::StreamDecoder> decoder;
   int64_t admitted = 0;
-  bool ever_admitted = false;
+  bool started = false;        // its first chunk since (re)admission has been planned
+  bool ever_started = false;  // the prompt's cache hit has been counted
   bool done = false;
   ScheduledResult result;
 };
@@ -94,13 +95,7 @@ void Scheduler::admit(std::unique_ptr<Sequence> seq) {
   s.cached = 0;
   if (!s.sampler) s.sampler.emplace(s.req.sampling, s.req.sampler_stream);
   if (tok_ && !s.decoder) s.decoder.emplace(*tok_);
-  match_prefix(s);
-  if (!s.ever_admitted) {
-    s.ever_admitted = true;
-    s.result.cached_prompt_tokens = std::min<int64_t>(s.cached, s.result.prompt_tokens);
-    counters_.prompt_tokens += s.result.prompt_tokens;
-    counters_.prompt_tokens_cached += s.result.cached_prompt_tokens;
-  }
+  s.started = false;
   running_.push_back(std::move(seq));
 }
 
@@ -195,6 +190,11 @@ void Scheduler::step() {
     if (running_.empty()) return;
     planned.clear();
     counts.clear();
+    // Requests not started yet look for their prefix now rather than only at admission: one
+    // admitted beside another with the same prefix finds the blocks that one has computed since.
+    for (auto& s : running_) {
+      if (!s->started && s->blocks.empty()) match_prefix(*s);
+    }
     int64_t budget = opt_.step_tokens;
     for (auto& s : running_) {  // decoding requests first: one token each
       if (static_cast<int64_t>(s->tokens.size()) - s->cached == 1) {
@@ -218,6 +218,15 @@ void Scheduler::step() {
   std::vector<model::BatchItem> items;
   for (size_t i = 0; i < planned.size(); ++i) {
     Sequence& s = *planned[i];
+    if (!s.started) {
+      s.started = true;
+      if (!s.ever_started) {
+        s.ever_started = true;
+        s.result.cached_prompt_tokens = std::min<int64_t>(s.cached, s.result.prompt_tokens);
+        counters_.prompt_tokens += s.result.prompt_tokens;
+        counters_.prompt_tokens_cached += s.result.cached_prompt_tokens;
+      }
+    }
     items.push_back({std::span(s.tokens).subspan(static_cast<size_t>(s.cached), static_cast<size_t>(counts[i])),
                      s.cached, s.blocks, false, 0});
   }

@@ -157,6 +157,20 @@ TEST_F(SchedulerTest, APromptSharingAPrefixReusesItsWholeChunksAndKeepsItsText) 
   EXPECT_EQ(out_[3].tokens, out_[1].tokens);
 }
 
+TEST_F(SchedulerTest, ARequestAdmittedBesideAnotherFindsThePrefixItComputedMeanwhile) {
+  Scheduler s(model_, options(), nullptr);  // budget 24, chunks of 16: only one chunk a step
+  std::vector<int32_t> a = prompt(40, 21), b = a;
+  a.insert(a.end(), {1, 2, 3, 4, 5});
+  b.insert(b.end(), {6, 7, 8});
+  s.add(request(0, a));
+  s.add(request(1, b));
+  run(s);
+  ASSERT_TRUE(out_[1].result.has_value());
+  EXPECT_GE(out_[1].result->cached_prompt_tokens, 16) << "request 1 waited a step; request 0 had computed a chunk";
+  EXPECT_EQ(out_[1].tokens, alone(b, 1));
+  EXPECT_EQ(out_[0].tokens, alone(a, 0));
+}
+
 TEST_F(SchedulerTest, CancelFinishesTheRequestAndFreesItsBlocksAtOnce) {
   Scheduler s(model_, options(), nullptr);
   s.add(request(0, prompt(30, 3), 100));
