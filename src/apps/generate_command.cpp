@@ -30,7 +30,7 @@ struct GenerateOptions {
   std::string logits_out;
   bool logits_all = false;
   int logits_top = 0;  // > 0: write only the top-k (id, logit) pairs of each row
-  int64_t prefill_chunk = 512;
+  int64_t prefill_chunk = 256;  // as the demo and the server: the same chunks, the same bits
 };
 
 constexpr int32_t kStopIds[] = {128001, 128008, 128009};

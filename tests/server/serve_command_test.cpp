@@ -84,6 +84,41 @@ TEST(ServeCommand, OpenAiJavaScriptClient) {
 }
 
 // SIGINT with a client streaming: the stream ends, the process exits 0 promptly.
+// Greedy, the server and `llama3 generate` produce the same text for the same prompt: both
+// prefill in chunks of 256 and decode one token at a time, and the server's other work does not
+// enter a request's rows. The prompt spans two chunks.
+TEST(ServeCommand, GreedyTextEqualsLlama3Generate) {
+  SKIP_WITHOUT_TOKENIZER();
+  std::string prompt;
+  for (int i = 0; i < 40; ++i) prompt += "The quick brown fox jumps over the lazy dog. ";
+  const auto gen = run_command(llama3::testing::cli() + " generate --weights random --layers 1 --prompt " +
+                               shell_quote(prompt) + " --max_generated_tokens 12");
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  const auto expected = nlohmann::json::parse(gen.out);
+  ASSERT_GT(expected["prompt"].size(), 256u) << "the prompt must span two prefill chunks";
+
+  ServeProcess serve(args({}));
+  const int port = serve.wait_for_port();
+  ASSERT_GT(port, 0) << serve.stdout_text() << serve.stderr_text();
+  // Busy the server with another request meanwhile: it must not change this one's text.
+  auto other = std::async(std::launch::async, [&] {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60);
+    return c.Post("/v1/completions", R"({"prompt": "Something else", "max_tokens": 30, "seed": 3})", "application/json");
+  });
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60);
+  const nlohmann::json body = {{"prompt", prompt}, {"max_tokens", 12}, {"temperature", 0}};
+  const auto res = c.Post("/v1/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res) << "no response";
+  ASSERT_EQ(res->status, 200) << res->body;
+  const auto j = nlohmann::json::parse(res->body);
+  EXPECT_EQ(j["choices"][0]["text"].get<std::string>(), expected["text"].get<std::string>());
+  EXPECT_EQ(j["usage"]["prompt_tokens"].get<size_t>(), expected["prompt"].size());
+  EXPECT_EQ(j["usage"]["completion_tokens"].get<size_t>(), expected["generated"].size());
+  other.get();
+}
+
 TEST(ServeCommand, SigintStopsWithAStreamInFlight) {
   SKIP_WITHOUT_TOKENIZER();
   ServeProcess serve(args({}));
