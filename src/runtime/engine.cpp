@@ -145,10 +145,11 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
     kv.max_seq_len = options.max_seq_len;
     kv.dtype = plan.precision.kv_cache;
     kv.block_size = options.block_size;
-    kv.num_blocks = options.kv_blocks;
     kv.kv_memory_gib = options.kv_memory_gb;
     kv.weight_bytes = plan.weight_bytes;
     kv.available_bytes = runtime::available_memory_bytes();
+    // An exact block count is taken as given, even below one request's max_seq_len (tests
+    // drive the scheduler's out-of-blocks paths with it); otherwise the demo's sizing rules.
     const runtime::KvPoolPlan pool = options.kv_blocks
                                          ? runtime::KvPoolPlan{options.block_size, *options.kv_blocks, 0, 0, "given"}
                                          : runtime::plan_kv_pool(plan.config, kv);

@@ -1,11 +1,11 @@
 #include "runtime/scheduler.h"
 
 #include <algorithm>
-#include <cmath>
 
 #include <fmt/core.h>
 
 #include "core/error.h"
+#include "runtime/logit_stats.h"
 
 namespace llama3::runtime {
 
@@ -259,20 +259,10 @@ void Scheduler::accept_token(Sequence& s, std::span<const float> logits) {
   ScheduledToken ev;
   ev.token = token;
   if (s.req.top_logprobs >= 0) {
-    const float max = *std::max_element(logits.begin(), logits.end());
-    double sum = 0.0;
-    for (float l : logits) sum += std::exp(static_cast<double>(l - max));
-    const float log_z = max + static_cast<float>(std::log(sum));
+    const std::vector<float> log_probs = log_softmax(logits);
     ev.has_logprob = true;
-    ev.logprob = logits[static_cast<size_t>(token)] - log_z;
-    const size_t n = std::min(logits.size(), static_cast<size_t>(s.req.top_logprobs));
-    std::vector<int32_t> ids(logits.size());
-    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
-    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), [&](int32_t a, int32_t b) {
-      const float la = logits[static_cast<size_t>(a)], lb = logits[static_cast<size_t>(b)];
-      return la > lb || (la == lb && a < b);
-    });
-    for (size_t i = 0; i < n; ++i) ev.top.emplace_back(ids[i], logits[static_cast<size_t>(ids[i])] - log_z);
+    ev.logprob = log_probs[static_cast<size_t>(token)];
+    for (int32_t id : top_k_ids(logits, s.req.top_logprobs)) ev.top.emplace_back(id, log_probs[static_cast<size_t>(id)]);
   }
   s.tokens.push_back(token);
   ++s.generated;
