@@ -44,6 +44,18 @@ struct ModelSpec {
   std::optional<std::string> kv_cache;      // bf16 | f32 | q8
   bool weight_cache = true;
   std::optional<std::string> tokenizer;     // tokenizer.json / tokenizer.model; default: with the weights, else built in
+  std::string mesh = "N150";                // the weight cache's folder (the demo's --FAKE_DEVICE)
+};
+
+// What one scheduler step did (EngineOptions::on_step).
+struct StepStats {
+  int64_t step = 0;            // 0, 1, 2, ...
+  double ms = 0.0;             // the step's wall time (forward pass, sampling, callbacks)
+  int decode_tokens = 0;       // requests that advanced one token
+  int64_t prefill_tokens = 0;  // prompt tokens computed (prefix-cache hits excluded)
+  int running = 0;             // requests holding a slot after the step
+  int64_t waiting = 0;         // requests queued after the step
+  int64_t kv_blocks_used = 0;  // held by the running requests during the step's forward pass
 };
 
 struct EngineOptions {
@@ -57,6 +69,15 @@ struct EngineOptions {
   std::optional<double> kv_memory_gb;  // KV pool size; default: what fits beside the weights with a margin
   std::optional<int64_t> kv_blocks;    // exact number of KV blocks (tests); overrides kv_memory_gb
   int64_t block_size = 32;
+  // RoPE position of every prompt's first token (the original demo's start_pos): prompts run as
+  // if that many tokens preceded them. 0 for normal use.
+  int64_t position_offset = 0;
+  // Check every row of logits for NaN/Inf before sampling; a request that meets one fails with
+  // an error naming the position (the stress test runs with it).
+  bool check_finite = false;
+  // Called after every step on the engine's thread (keep it short): per-step timing for the
+  // demo's iteration lines and reports.
+  std::function<void(const StepStats&)> on_step;
 };
 
 struct SamplingOptions {
@@ -110,6 +131,10 @@ struct Completion {
   int64_t completion_tokens = 0;
   double ttft_ms = 0.0;              // submit to first token
   double total_ms = 0.0;
+  int64_t preemptions = 0;           // times it gave its KV blocks back and waited again
+  // reason == stop: the token that ended it (its text is not part of the reply, so on_token may
+  // not have been called for it).
+  std::optional<int32_t> stop_token;
 };
 
 // Called on the engine's thread: keep them short (copy, push to a queue, notify).
@@ -141,6 +166,14 @@ struct ModelInfo {
   int64_t max_seq_len = 0; // the engine's limit per request
   std::string weights;     // random | instruct | general
   std::string format;      // random | meta | huggingface | gguf
+  std::string optimizations;     // the precision mode: performance | accuracy | bf16 | native
+  std::string precision;         // every matrix's format as JSON, e.g. {"ff1_3":"q4",...,"kv_cache":"bf16"}
+  std::string kv_cache;          // bf16 | f32 | q8
+  int64_t kv_blocks = 0;         // the KV pool
+  int64_t kv_block_size = 0;
+  size_t kv_cache_bytes = 0;
+  double load_seconds = 0.0;
+  std::string weight_cache;      // what the weight cache did (built, used, off, ...)
 };
 
 class Engine {

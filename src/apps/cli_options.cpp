@@ -49,6 +49,22 @@ model::ModelRequest ModelOptions::request() const {
   return r;
 }
 
+ModelSpec ModelOptions::spec(const std::optional<std::string>& tokenizer) const {
+  ModelSpec s;
+  s.preset = model;
+  s.weights = weights;
+  s.model_dir = model_dir;
+  s.layers = layers;
+  s.seed = seed;
+  s.optimizations = optimizations;
+  s.precision = precision;
+  s.kv_cache = kv_cache;
+  s.weight_cache = weight_cache == "on";
+  s.tokenizer = tokenizer;
+  s.mesh = mesh;
+  return s;
+}
+
 void ModelOptions::apply_threads() const {
   if (threads > 0) set_thread_count(threads);
 }

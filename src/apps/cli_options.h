@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "llama3/engine.h"
 #include "model/model_factory.h"
 
 namespace llama3::apps {
@@ -25,6 +26,8 @@ struct ModelOptions {
 
   void add_to(CLI::App& app);
   model::ModelRequest request() const;
+  // The same options as the engine API takes them.
+  ModelSpec spec(const std::optional<std::string>& tokenizer) const;
   void apply_threads() const;
 };
 

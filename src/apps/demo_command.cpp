@@ -1,10 +1,10 @@
 // `llama3 demo`: up to 32 users generating concurrently with paged attention, streamed output,
-// per-iteration performance, a summary, a JSON report and the tokens/s/user check.
+// per-iteration performance, a summary, a JSON report and the tokens/s/user check. The users run
+// through the public engine API (demo_runner.h), as the server's clients do.
 #include <fmt/core.h>
 
 #include <cstdlib>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -17,12 +17,13 @@
 #include "core/user_cache.h"
 #include "core/parallel.h"
 #include "model/model_source.h"
-#include "runtime/batch_generator.h"
+#include "apps/demo_runner.h"
+#include "llama3/engine.h"
+#include "runtime/sampler.h"
 #include "runtime/kv_pool_plan.h"
 #include "runtime/prompt_file.h"
 #include "runtime/rss.h"
 #include "runtime/tsu_targets.h"
-#include "tokenizer/tokenizer.h"
 
 namespace llama3::apps {
 namespace {
@@ -49,10 +50,9 @@ void parse_page_params(const std::string& text, runtime::KvPoolRequest& g) {
 
 fs::path url_cache_dir() { return user_cache_root() / "contexts"; }
 
-std::string quoted_piece(const std::string& text) {
-  std::string out;
-  for (char ch : text) out += ch == '\n' ? std::string("\\n") : std::string(1, ch);
-  return out;
+SamplingOptions sampling_options(const std::string& json_text) {
+  const runtime::SamplingParams p = runtime::parse_sampling_params(json_text);
+  return {p.temperature, p.top_p, p.top_k, p.seed};
 }
 
 int run_demo(const DemoOptions& o) {
@@ -84,117 +84,107 @@ int run_demo(const DemoOptions& o) {
                kernels::kv_dtype_name(kv.dtype), pool.source, o.max_seq_len,
                static_cast<double>(pool.bytes_per_user) / (1 << 30));
   }
-
-  model::OpenedModel opened = model::open_model(request);
-  model::LlamaModel& m = *opened.model;
-  const model::ModelConfig& c = m.config();
-  fmt::print("Loaded {} ({} weights, {} layers, {} mode: {}) in {:.2f} s; weight cache: {}\n", c.name, opened.weights,
-             c.n_layers, opened.precision.mode, opened.precision.to_json(), opened.load_seconds, opened.cache);
-  if (!model_dir && !o.model.layers) {
-    fmt::print("(embedded default: random weights, {} layers; run the full model with --layers {})\n", c.n_layers,
-               model::preset(c.name).n_layers);
-  }
-
-  const auto tokenizer = runtime::load_tokenizer(
-      o.tokenizer ? std::optional<fs::path>(*o.tokenizer) : std::nullopt, model_dir);
-
-  // Prompts: rotated over batch_size * repeat_batches users.
+  const SamplingOptions sampling = sampling_options(o.sampling_params);
   const fs::path prompt_path = o.input_prompts ? fs::path(*o.input_prompts)
                                                : runtime::data_file("demo/prompts/questions_128.json");
   const auto specs = runtime::load_prompt_file(prompt_path);
-  std::vector<runtime::ResolvedPrompt> resolved;
-  for (size_t i = 0; i < specs.size(); ++i) {
-    resolved.push_back(runtime::resolve_prompt(specs[i], prompt_path.parent_path(), url_cache_dir()));
-    if (!resolved.back().warning.empty()) fmt::print(stderr, "prompt {}: {}\n", i, resolved.back().warning);
-  }
 
-  DemoRun run;
+  // The engine: paged, or contiguous as the degenerate page table (one block of max_seq_len
+  // per user, no sharing).
   const size_t n_users = static_cast<size_t>(o.batch_size) * static_cast<size_t>(o.repeat_batches);
-  std::vector<runtime::Request> requests;
-  std::vector<size_t> request_user;  // request -> index in run.users
-  for (size_t u = 0; u < n_users; ++u) {
-    DemoUser user;
-    user.prompt_index = u % specs.size();
-    const auto& r = resolved[user.prompt_index];
-    user.prompt = r.text;
-    user.error = r.error;
-    if (user.error.empty()) {
-      if (o.instruct) {
-        const tokenizer::ChatMessage dialog[] = {{"user", r.text}};
-        user.prompt_tokens = tokenizer::encode_dialog(tokenizer, dialog);
-      } else {
-        user.prompt_tokens = tokenizer.encode(r.text, true, false);
-      }
-      if (static_cast<int64_t>(user.prompt_tokens.size()) >= o.max_seq_len) {
-        user.error = fmt::format("prompt of {} tokens does not fit --max_seq_len {}", user.prompt_tokens.size(),
-                                 o.max_seq_len);
-      }
-    }
-    if (user.error.empty()) {
-      requests.push_back({user.prompt_tokens, u});
-      request_user.push_back(u);
-    } else {
-      fmt::print(stderr, "user {}: {}\n", u, user.error);
-    }
-    run.users.push_back(std::move(user));
-  }
+  EngineOptions eo;
+  eo.model = model_options.spec(o.tokenizer);
+  eo.max_batch = o.batch_size;
+  eo.max_seq_len = o.max_seq_len;
+  eo.max_queue = static_cast<int64_t>(n_users);
+  eo.prefill_chunk = o.prefill_chunk;
+  eo.step_tokens = o.step_tokens > 0 ? o.step_tokens : std::min<int64_t>(8192, o.batch_size * o.prefill_chunk);
+  eo.prefix_caching = o.paged_attention && o.prefix_caching;
+  eo.block_size = o.paged_attention ? pool.block_size : o.max_seq_len;
+  eo.kv_blocks = o.paged_attention ? pool.num_blocks : o.batch_size;
+  eo.position_offset = o.start_pos;
+  eo.check_finite = o.stress_test;
+  DemoRun run;
+  DemoSchedule schedule;
+  schedule.batch_size = o.batch_size;
+  schedule.continuous_batching = o.continuous_batching;
+  schedule.stress_test = o.stress_test;
+  schedule.max_generated_tokens = o.max_generated_tokens;
+  schedule.sampling = sampling;
+  schedule.print_all_users = o.print_all_users;
+  DemoRunner runner(schedule, run);
+  eo.on_step = [&runner](const StepStats& s) { runner.on_step(s); };
 
-  check(!requests.empty(), "no user can run: every prompt failed (see the errors above)");
-  runtime::GenerationOptions g;
-  g.batch_size = o.batch_size;
-  g.max_seq_len = o.max_seq_len;
-  g.max_generated_tokens = o.max_generated_tokens;
-  g.paged = o.paged_attention;
-  g.block_size = pool.block_size;
-  g.num_blocks = pool.num_blocks;
-  g.sampling = runtime::parse_sampling_params(o.sampling_params);
-  g.continuous_batching = o.continuous_batching;
-  g.stress_test = o.stress_test;
-  g.prefill_chunk = o.prefill_chunk;
-  g.start_pos = o.start_pos;
-  g.kv_dtype = opened.precision.kv_cache;
-  const std::string mode = o.continuous_batching ? "continuous batching" : "static batches";
-  run.config = {{"model", c.name},           {"weights", opened.weights},     {"layers", c.n_layers},
-                {"batch_size", o.batch_size}, {"threads", thread_count()},     {"mode", mode},
-                {"paged_attention", o.paged_attention}, {"max_seq_len", o.max_seq_len},
-                {"max_generated_tokens", o.max_generated_tokens}, {"optimizations", opened.precision.mode},
-                {"device", o.fake_device}, {"instruct", o.instruct}, {"users", n_users},
-                {"sampling", nlohmann::json::parse(o.sampling_params)},
-                {"kv_cache", kernels::kv_dtype_name(g.kv_dtype)},
-                {"kv_pool", o.paged_attention ? pool.source : "contiguous: batch x max_seq_len"}};
-  run.load_seconds = opened.load_seconds;
-  run.weight_cache = opened.cache;
-  run.stress_test = o.stress_test;
-  fmt::print("Running {} users ({} x {}), {}, {} KV cache, sampling {}\n", n_users, o.repeat_batches, o.batch_size,
-             mode, o.paged_attention ? "paged" : "contiguous", o.sampling_params);
-
-  runtime::BatchGenerator generator(m, g, [&](int32_t id) { return tokenizer.is_stop(id); });
-  std::vector<tokenizer::StreamDecoder> streams(requests.size(), tokenizer::StreamDecoder(tokenizer));
-  std::map<size_t, std::string> pending;  // text produced since the last iteration line, per request
-  const auto on_token = [&](size_t request, int32_t token) {
-    if (request == 0 || o.print_all_users) pending[request] += streams[request].push(token);
-  };
-  size_t rss_first_iteration = 0;
-  const auto on_iteration = [&](const runtime::IterationStat& it) {
-    run.iterations.push_back(it);
-    if (it.iteration == 0) rss_first_iteration = runtime::current_rss_bytes();
-    fmt::print("Iteration {}: {:.0f}ms @ {:.1f} tok/s/user ({:.1f} tok/s throughput)", it.iteration, it.ms,
-               1000.0 / it.ms, 1000.0 * it.active_users / it.ms);
-    for (auto& [request, text] : pending) {
-      if (!text.empty()) fmt::print("  user {}: \"{}\"", request_user[request], quoted_piece(text));
-      text.clear();
+  std::string model_name, optimizations;
+  int64_t n_layers = 0;
+  {
+    Engine engine(eo);
+    const ModelInfo& info = engine.model_info();
+    model_name = info.name;
+    n_layers = info.n_layers;
+    optimizations = info.optimizations;
+    fmt::print("Loaded {} ({} weights, {} layers, {} mode: {}) in {:.2f} s; weight cache: {}\n", info.name,
+               info.weights, info.n_layers, info.optimizations, info.precision, info.load_seconds,
+               info.weight_cache);
+    if (!model_dir && !o.model.layers) {
+      fmt::print("(embedded default: random weights, {} layers; run the full model with --layers {})\n",
+                 info.n_layers, model::preset(info.name).n_layers);
     }
-    fmt::print("\n");
-  };
-  const auto results = generator.run(requests, on_token, on_iteration);
-  run.stats = generator.stats();
-  for (size_t r = 0; r < results.size(); ++r) {
-    DemoUser& user = run.users[request_user[r]];
-    user.result = results[r];
-    user.text = tokenizer.decode(results[r].generated);
-  }
+
+    // Prompts: rotated over batch_size * repeat_batches users, encoded by the engine (chat
+    // format with --instruct).
+    std::vector<runtime::ResolvedPrompt> resolved;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      resolved.push_back(runtime::resolve_prompt(specs[i], prompt_path.parent_path(), url_cache_dir()));
+      if (!resolved.back().warning.empty()) fmt::print(stderr, "prompt {}: {}\n", i, resolved.back().warning);
+    }
+    for (size_t u = 0; u < n_users; ++u) {
+      DemoUser user;
+      user.prompt_index = u % specs.size();
+      const auto& r = resolved[user.prompt_index];
+      user.prompt = r.text;
+      user.error = r.error;
+      if (user.error.empty()) {
+        GenerationRequest req;
+        if (o.instruct) {
+          req.messages = {{"user", r.text}};
+        } else {
+          req.prompt_text = r.text;
+        }
+        user.prompt_tokens = engine.encode_prompt(req);
+        if (static_cast<int64_t>(user.prompt_tokens.size()) >= o.max_seq_len) {
+          user.error = fmt::format("prompt of {} tokens does not fit --max_seq_len {}", user.prompt_tokens.size(),
+                                   o.max_seq_len);
+        }
+      }
+      if (!user.error.empty()) fmt::print(stderr, "user {}: {}\n", u, user.error);
+      run.users.push_back(std::move(user));
+    }
+
+    const std::string mode = o.continuous_batching ? "continuous batching" : "static batches";
+    run.config = {{"model", info.name},           {"weights", info.weights},      {"layers", info.n_layers},
+                  {"batch_size", o.batch_size}, {"threads", thread_count()},    {"mode", mode},
+                  {"paged_attention", o.paged_attention}, {"max_seq_len", o.max_seq_len},
+                  {"max_generated_tokens", o.max_generated_tokens}, {"optimizations", info.optimizations},
+                  {"device", o.fake_device}, {"instruct", o.instruct}, {"users", n_users},
+                  {"sampling", nlohmann::json::parse(o.sampling_params)}, {"kv_cache", info.kv_cache},
+                  {"kv_pool", o.paged_attention ? pool.source : "contiguous: batch x max_seq_len"},
+                  {"prefix_caching", eo.prefix_caching}, {"step_tokens", eo.step_tokens}};
+    run.load_seconds = info.load_seconds;
+    run.weight_cache = info.weight_cache;
+    run.stress_test = o.stress_test;
+    run.stats.total_blocks = info.kv_blocks;
+    run.stats.kv_bytes = info.kv_cache_bytes;
+
+    fmt::print("Running {} users ({} x {}), {}, {} KV cache, sampling {}\n", n_users, o.repeat_batches,
+               o.batch_size, mode, o.paged_attention ? "paged" : "contiguous", o.sampling_params);
+    runner.run(engine);
+    for (DemoUser& user : run.users) user.text = engine.decode(user.result.generated);
+  }  // the engine's thread has ended: everything its callbacks wrote is ours to read
+
   run.rss_end = runtime::current_rss_bytes();
   // Flat memory is judged from the first decode iteration on (model and KV pool are in place).
+  const size_t rss_first_iteration = runner.rss_after_first_iteration();
   run.rss_start = rss_first_iteration ? rss_first_iteration : rss_start;
   run.peak_rss = runtime::peak_rss_bytes();
 
@@ -218,9 +208,9 @@ int run_demo(const DemoOptions& o) {
   if (o.tsu_check) {
     const fs::path table_path = o.tsu_targets ? fs::path(*o.tsu_targets) : runtime::data_file("demo/tsu_targets.json");
     const auto table = runtime::load_tsu_targets(table_path);
-    const auto target = runtime::find_tsu_target(table, c.name, static_cast<int>(c.n_layers), o.batch_size, opened.precision.mode);
-    check(target.has_value(), "--tsu_check: no target for model {} layers {} batch {} optimizations {} in {}", c.name,
-          c.n_layers, o.batch_size, opened.precision.mode, table_path.string());
+    const auto target = runtime::find_tsu_target(table, model_name, static_cast<int>(n_layers), o.batch_size, optimizations);
+    check(target.has_value(), "--tsu_check: no target for model {} layers {} batch {} optimizations {} in {}",
+          model_name, n_layers, o.batch_size, optimizations, table_path.string());
     const auto tsu = per_iteration_tsu(run.iterations);
     const auto result = runtime::check_tsu(*target, tsu);
     fmt::print("TSU check: {} of {} iterations outside [{:.2f}, {:.2f}] tok/s/user: {}\n", result.outside, result.total,

@@ -43,6 +43,14 @@ void DemoOptions::add_to(CLI::App& app) {
   app.add_option("--prefill_chunk", prefill_chunk, "prompt tokens per prefill forward pass")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--step_tokens", step_tokens,
+                 "tokens per forward pass: decoding users first, then prompt chunks (0: batch_size x prefill_chunk, "
+                 "at most 8192, so a batch's short prompts are prefilled together)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--prefix_caching", prefix_caching,
+                 "share the KV blocks of whole prompt chunks that users have in common (paged only)")
+      ->capture_default_str();
 }
 
 }  // namespace llama3::apps

@@ -9,7 +9,7 @@ namespace llama3::apps {
 
 using nlohmann::json;
 
-std::vector<double> per_iteration_tsu(const std::vector<runtime::IterationStat>& iterations) {
+std::vector<double> per_iteration_tsu(const std::vector<DemoIteration>& iterations) {
   std::vector<double> tsu;
   for (const auto& it : iterations) tsu.push_back(it.ms > 0 ? 1000.0 / it.ms : 0.0);
   return tsu;
@@ -91,6 +91,7 @@ json report_json(const DemoRun& run) {
     iterations.push_back({{"iteration", it.iteration},
                           {"ms", it.ms},
                           {"active_users", it.active_users},
+                          {"prefill_tokens", it.prefill_tokens},
                           {"tokens_per_s_per_user", it.ms > 0 ? 1000.0 / it.ms : 0.0}});
   }
   return {{"summary", summary_json(run)}, {"users", users}, {"iterations", iterations}};

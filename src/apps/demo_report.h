@@ -2,12 +2,39 @@
 // What the demo measured, printed as a summary and written as the --report JSON.
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
-#include "runtime/batch_generator.h"
-
 namespace llama3::apps {
+
+struct DemoUserResult {
+  std::vector<int32_t> generated;  // every token, across recycles in stress mode
+  std::string stop_reason;         // stop_token | max_generated_tokens | max_seq_len
+  double ttft_ms = 0.0;            // from the start of its batch (or of the run) to its first token
+  int64_t preemptions = 0;
+  int64_t recycles = 0;  // stress mode: times its context filled up (or it stopped) and it started again
+};
+
+// One decode iteration: a scheduler step in which users advanced a token (it may also have
+// prefilled a newcomer's prompt chunk, counted in prefill_tokens).
+struct DemoIteration {
+  int64_t iteration = 0;
+  double ms = 0.0;
+  int active_users = 0;
+  int64_t prefill_tokens = 0;
+};
+
+struct DemoStats {
+  int64_t prefill_tokens = 0;
+  double prefill_seconds = 0.0;  // steps that prefilled (decode tokens riding along included)
+  int64_t decode_tokens = 0;     // in decode-only steps
+  double decode_seconds = 0.0;
+  int64_t peak_blocks = 0;
+  int64_t total_blocks = 0;
+  int64_t preemptions = 0;
+  size_t kv_bytes = 0;
+};
 
 struct DemoUser {
   size_t prompt_index = 0;
@@ -15,7 +42,7 @@ struct DemoUser {
   std::vector<int32_t> prompt_tokens;
   std::string text;    // decoded output
   std::string error;   // non-empty: this user could not run (e.g. its context URL failed)
-  runtime::UserResult result;
+  DemoUserResult result;
 };
 
 struct DemoRun {
@@ -23,14 +50,14 @@ struct DemoRun {
   double load_seconds = 0.0;
   std::string weight_cache;  // what the weight cache did (model_factory.h)
   std::vector<DemoUser> users;
-  std::vector<runtime::IterationStat> iterations;
-  runtime::GenerationStats stats;
+  std::vector<DemoIteration> iterations;
+  DemoStats stats;
   size_t rss_start = 0, rss_end = 0, peak_rss = 0;
   bool stress_test = false;
 };
 
 // tokens/s/user of each iteration (1000 / ms).
-std::vector<double> per_iteration_tsu(const std::vector<runtime::IterationStat>& iterations);
+std::vector<double> per_iteration_tsu(const std::vector<DemoIteration>& iterations);
 
 nlohmann::json summary_json(const DemoRun& run);
 nlohmann::json report_json(const DemoRun& run);

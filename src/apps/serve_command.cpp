@@ -29,21 +29,6 @@ struct ServeOptions {
   std::string api_key;
 };
 
-ModelSpec model_spec(const ServeOptions& o) {
-  ModelSpec s;
-  s.preset = o.model.model;
-  s.weights = o.model.weights;
-  s.model_dir = o.model.model_dir;
-  s.layers = o.model.layers;
-  s.seed = o.model.seed;
-  s.optimizations = o.model.optimizations;
-  s.precision = o.model.precision;
-  s.kv_cache = o.model.kv_cache;
-  s.weight_cache = o.model.weight_cache == "on";
-  s.tokenizer = o.tokenizer;
-  return s;
-}
-
 // The signal handler only writes a byte to this pipe (async-signal-safe); a thread reads it and
 // stops the server, which cannot be done from a handler.
 int g_stop_pipe[2] = {-1, -1};
@@ -58,7 +43,7 @@ void on_stop_signal(int sig) {
 int run_serve(const ServeOptions& o) {
   o.model.apply_threads();
   EngineOptions eo = o.engine;
-  eo.model = model_spec(o);
+  eo.model = o.model.spec(o.tokenizer);
   eo.prefix_caching = !o.no_prefix_caching;
   Engine engine(eo);
   const ModelInfo& info = engine.model_info();

@@ -41,6 +41,7 @@ model::ModelRequest model_request(const ModelSpec& m) {
   r.precision = m.precision;
   r.kv_cache = m.kv_cache;
   r.weight_cache = m.weight_cache;
+  r.mesh = m.mesh;
   return r;
 }
 
@@ -58,6 +59,8 @@ Completion to_completion(const runtime::ScheduledResult& r) {
   c.completion_tokens = r.completion_tokens;
   c.ttft_ms = r.ttft_ms;
   c.total_ms = r.total_ms;
+  c.preemptions = r.preemptions;
+  c.stop_token = r.stop_token;
   return c;
 }
 
@@ -135,11 +138,14 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
     check(options.max_batch >= 1 && options.max_batch <= 32, "max_batch {} is not in 1..32", options.max_batch);
     check(options.max_queue >= 0, "max_queue must not be negative");
     check(options.block_size >= 1 && options.prefill_chunk >= 1, "block size and prefill chunk must be positive");
+    check(options.position_offset >= 0, "position_offset must not be negative");
     const model::ModelRequest request = model_request(options.model);
     // Sized (or refused) before anything is loaded, as the demo does.
     const model::ModelPlan plan = model::plan_model(request);
-    check(options.max_seq_len >= 2 && options.max_seq_len <= plan.config.max_seq_len,
-          "max_seq_len {} must be within 2..{} for {}", options.max_seq_len, plan.config.max_seq_len, plan.config.name);
+    check(options.max_seq_len >= 2 && options.position_offset + options.max_seq_len <= plan.config.max_seq_len,
+          "max_seq_len {}{} must be within 2..{} for {}", options.max_seq_len,
+          options.position_offset ? fmt::format(" + position offset {}", options.position_offset) : "",
+          plan.config.max_seq_len, plan.config.name);
     runtime::KvPoolRequest kv;
     kv.batch_size = options.max_batch;
     kv.max_seq_len = options.max_seq_len;
@@ -168,15 +174,38 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
     runtime::SchedulerOptions so;
     so.max_batch = options.max_batch;
     so.max_seq_len = options.max_seq_len;
-    // Chunks are whole blocks (prefix-cache hits are cut back to chunk boundaries).
-    so.prefill_chunk = std::max(pool.block_size, options.prefill_chunk / pool.block_size * pool.block_size);
+    // With prefix caching, chunks are whole blocks (hits are cut back to chunk boundaries).
+    so.prefill_chunk = options.prefix_caching
+                           ? std::max(pool.block_size, options.prefill_chunk / pool.block_size * pool.block_size)
+                           : options.prefill_chunk;
     so.step_tokens = std::max<int64_t>(options.step_tokens, 1);
     so.prefix_caching = options.prefix_caching;
     so.block_size = pool.block_size;
     so.num_blocks = pool.num_blocks;
     so.kv_dtype = d.opened.precision.kv_cache;
+    so.position_offset = options.position_offset;
+    so.check_finite = options.check_finite;
     d.sched = std::make_unique<runtime::Scheduler>(*d.opened.model, so, d.tok ? &*d.tok : nullptr);
-    d.info = {c.name, c.n_layers, c.vocab_size, options.max_seq_len, d.opened.weights, d.opened.format};
+    if (options.on_step) {
+      d.sched->set_step_observer([cb = options.on_step](const runtime::StepRecord& r) {
+        cb(StepStats{r.step, r.ms, r.decode_tokens, r.prefill_tokens, r.running, r.waiting, r.kv_blocks_used});
+      });
+    }
+    ModelInfo& info = d.info;
+    info.name = c.name;
+    info.n_layers = c.n_layers;
+    info.vocab_size = c.vocab_size;
+    info.max_seq_len = options.max_seq_len;
+    info.weights = d.opened.weights;
+    info.format = d.opened.format;
+    info.optimizations = d.opened.precision.mode;
+    info.precision = d.opened.precision.to_json();
+    info.kv_cache = std::string(kernels::kv_dtype_name(d.opened.precision.kv_cache));
+    info.kv_blocks = pool.num_blocks;
+    info.kv_block_size = pool.block_size;
+    info.kv_cache_bytes = d.sched->kv_cache_bytes();
+    info.load_seconds = d.opened.load_seconds;
+    info.weight_cache = d.opened.cache;
   } catch (const EngineError&) {
     throw;
   } catch (const std::exception& e) {

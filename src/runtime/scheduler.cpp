@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 
 #include "core/error.h"
+#include "kernels/elementwise.h"
 #include "runtime/logit_stats.h"
 
 namespace llama3::runtime {
@@ -46,12 +47,15 @@ Scheduler::Scheduler(model::LlamaModel& model, const SchedulerOptions& options, 
       cache_(model.config(), options.num_blocks, options.block_size, options.kv_dtype),
       pool_(static_cast<int32_t>(options.num_blocks), static_cast<int32_t>(options.block_size)) {
   check(opt_.max_batch >= 1 && opt_.max_batch <= 32, "max_batch {} is not in 1..32", opt_.max_batch);
-  check(opt_.block_size >= 1 && opt_.prefill_chunk >= opt_.block_size && opt_.prefill_chunk % opt_.block_size == 0,
-        "prefill chunk {} must be a positive multiple of the KV block size {}", opt_.prefill_chunk, opt_.block_size);
+  check(opt_.block_size >= 1 && opt_.prefill_chunk >= 1, "block size and prefill chunk must be positive");
+  check(!opt_.prefix_caching || opt_.prefill_chunk % opt_.block_size == 0,
+        "with prefix caching the prefill chunk {} must be a multiple of the KV block size {}", opt_.prefill_chunk,
+        opt_.block_size);
+  check(opt_.position_offset >= 0, "position offset must not be negative");
   check(opt_.step_tokens >= 1, "the step token budget must be positive");
-  check(opt_.max_seq_len >= 2 && opt_.max_seq_len <= model.config().max_seq_len,
-        "max_seq_len {} must be within 2..{} for {}", opt_.max_seq_len, model.config().max_seq_len,
-        model.config().name);
+  check(opt_.max_seq_len >= 2 && opt_.position_offset + opt_.max_seq_len <= model.config().max_seq_len,
+        "max_seq_len {} + position offset {} must be within 2..{} for {}", opt_.max_seq_len, opt_.position_offset,
+        model.config().max_seq_len, model.config().name);
 }
 
 Scheduler::~Scheduler() = default;
@@ -143,6 +147,7 @@ void Scheduler::preempt(Sequence& s) {
   s.hashes.clear();
   s.cached = 0;
   ++counters_.preemptions;
+  ++s.result.preemptions;
   const auto it = std::find_if(running_.begin(), running_.end(), [&](const auto& p) { return p.get() == &s; });
   waiting_.push_front(std::move(*it));
   running_.erase(it);
@@ -178,6 +183,7 @@ bool Scheduler::reserve_blocks(std::vector<Sequence*>& planned, std::vector<int6
 }
 
 void Scheduler::step() {
+  const Timer timer;
   ++counters_.steps;
   while (static_cast<int>(running_.size()) < opt_.max_batch && !waiting_.empty()) {
     auto seq = std::move(waiting_.front());
@@ -215,6 +221,8 @@ void Scheduler::step() {
     if (reserve_blocks(planned, counts)) break;
   }
 
+  StepRecord record;
+  record.step = counters_.steps - 1;
   std::vector<model::BatchItem> items;
   for (size_t i = 0; i < planned.size(); ++i) {
     Sequence& s = *planned[i];
@@ -227,9 +235,13 @@ void Scheduler::step() {
         counters_.prompt_tokens_cached += s.result.cached_prompt_tokens;
       }
     }
+    const bool decoding = static_cast<int64_t>(s.tokens.size()) - s.cached == 1;
+    record.decode_tokens += decoding ? 1 : 0;
+    record.prefill_tokens += decoding ? 0 : counts[i];
     items.push_back({std::span(s.tokens).subspan(static_cast<size_t>(s.cached), static_cast<size_t>(counts[i])),
-                     s.cached, s.blocks, false, 0});
+                     s.cached, s.blocks, false, opt_.position_offset});
   }
+  record.kv_blocks_used = pool_.used_blocks();  // the step's peak: finishing requests release theirs below
   try {
     model_.forward(items, cache_, logits_);
   } catch (const std::exception& e) {
@@ -247,9 +259,19 @@ void Scheduler::step() {
     }
   }
   remove_finished();
+  if (observer_) {
+    record.ms = timer.ms();
+    record.running = static_cast<int>(running_.size());
+    record.waiting = static_cast<int64_t>(waiting_.size());
+    call_quietly(observer_, record);
+  }
 }
 
 void Scheduler::accept_token(Sequence& s, std::span<const float> logits) {
+  if (opt_.check_finite && !kernels::all_finite(logits.data(), static_cast<int64_t>(logits.size()))) {
+    return finish(s, StopReason::error,
+                  fmt::format("non-finite logits (NaN or Inf) at position {}", opt_.position_offset + s.cached - 1));
+  }
   int32_t token = 0;
   try {
     token = s.sampler->sample(logits);
@@ -282,7 +304,10 @@ void Scheduler::accept_token(Sequence& s, std::span<const float> logits) {
     }
   }
   if (!is_stop || !ev.text.empty()) call_quietly(s.req.on_token, ev);
-  if (is_stop) return finish(s, StopReason::stop);
+  if (is_stop) {
+    s.result.stop_token = token;
+    return finish(s, StopReason::stop);
+  }
   if (out_of_room) return finish(s, StopReason::length);
 }
 

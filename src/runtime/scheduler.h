@@ -42,6 +42,19 @@ struct SchedulerOptions {
   int64_t block_size = 32;
   int64_t num_blocks = 1024;
   kernels::KvDType kv_dtype = kernels::KvDType::BF16;
+  int64_t position_offset = 0;  // RoPE position of every prompt's first token
+  bool check_finite = false;    // a request whose logits hold NaN/Inf fails
+};
+
+// What one step did, for the step observer.
+struct StepRecord {
+  int64_t step = 0;
+  double ms = 0.0;
+  int decode_tokens = 0;
+  int64_t prefill_tokens = 0;
+  int running = 0;
+  int64_t waiting = 0;
+  int64_t kv_blocks_used = 0;  // during the forward pass
 };
 
 struct ScheduledToken {
@@ -62,6 +75,8 @@ struct ScheduledResult {
   int64_t completion_tokens = 0;
   double ttft_ms = 0.0;
   double total_ms = 0.0;
+  int64_t preemptions = 0;
+  std::optional<int32_t> stop_token;  // reason == stop: the token that ended it
 };
 
 struct ScheduledRequest {
@@ -98,6 +113,8 @@ class Scheduler {
   // One forward pass of the batch the budget allows. Throws only on a bug; a request's own
   // failure (e.g. too long for the pool) finishes that request with an error.
   void step();
+  // Called at the end of every step that ran a forward pass.
+  void set_step_observer(std::function<void(const StepRecord&)> observer) { observer_ = std::move(observer); }
 
   double now_ms() const { return clock_.ms(); }
   int64_t waiting() const { return static_cast<int64_t>(waiting_.size()); }
@@ -105,6 +122,7 @@ class Scheduler {
   const SchedulerCounters& counters() const { return counters_; }
   const PrefixBlockPool& pool() const { return pool_; }
   const SchedulerOptions& options() const { return opt_; }
+  size_t kv_cache_bytes() const { return cache_.bytes(); }
 
  private:
   struct Sequence;
@@ -127,6 +145,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Sequence>> running_;  // admission order
   std::vector<float> logits_;
   SchedulerCounters counters_;
+  std::function<void(const StepRecord&)> observer_;
   int64_t admissions_ = 0;
   Timer clock_;
 };

@@ -1,7 +1,7 @@
 #pragma once
 // A few sequences run straight through the model with a KV cache of their own (contiguous
 // block tables, no scheduler): what the benchmark and accuracy commands need to prefill a text
-// and decode after it. The demo and the server use the BatchGenerator instead.
+// and decode after it. The demo and the server use the engine (llama3/engine.h) instead.
 #include <cstdint>
 #include <span>
 #include <vector>

@@ -106,6 +106,32 @@ TEST_F(DemoTest, ContinuousBatchingRefillsSlots) {
   EXPECT_THAT(r.out, HasSubstr("tok/s/user"));
 }
 
+// Users end at max_seq_len, so a short prompt generates many tokens and a long one few. Static
+// batches of 2 over (short, long, short, long) wait for the short user twice; continuous batching
+// runs the second short user beside the first while the long ones pass through: fewer iterations,
+// the same greedy tokens for every user.
+TEST_F(DemoTest, ContinuousBatchingNeedsFewerIterationsThanStaticBatchesForTheSameText) {
+  TempDir dir("mixed-prompts");
+  write_text(dir / "mixed.json", R"([{"prompt": "Hi."},
+    {"prompt": "Name the planets of the solar system in order from the sun, with one fact about each of them."}])");
+  const std::string args = "--batch_size 2 --repeat_batches 2 --instruct false --max_seq_len 40 "
+                           "--max_generated_tokens 100 --sampling_params '{\"temperature\":0}' --input_prompts " +
+                           (dir / "mixed.json").string();
+  const json s = report(args, "static");
+  const json c = report(args + " --continuous_batching true", "continuous");
+  ASSERT_EQ(s["users"].size(), 4u);
+  for (size_t u = 0; u < 4; ++u) {
+    EXPECT_EQ(s["users"][u]["generated_tokens"], c["users"][u]["generated_tokens"]) << u;
+  }
+  const size_t short_tokens = s["users"][0]["generated_tokens"].size();
+  const size_t long_tokens = s["users"][1]["generated_tokens"].size();
+  ASSERT_GT(short_tokens, long_tokens + 10) << "the prompts must differ enough in length for this test";
+  // Static: each batch lasts as long as its short user; continuous: about one short user's run
+  // plus one long user's.
+  EXPECT_GE(s["iterations"].size(), 2 * (short_tokens - 1));
+  EXPECT_LE(c["iterations"].size(), short_tokens + long_tokens + 2);
+}
+
 TEST_F(DemoTest, TsuCheckFailsOutsideTheTargets) {
   TempDir dir("tsu");
   write_text(dir / "impossible.json",

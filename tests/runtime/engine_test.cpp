@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <memory>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -178,6 +180,87 @@ TEST_F(EngineTest, CancelEndsARequestAndFreesItsBlocks) {
   EXPECT_EQ(m.kv_blocks_used, 0);
   engine_->cancel(id);  // finished: ignored
   engine_->cancel(987654);
+}
+
+TEST_F(EngineTest, TheStopTokenIsReportedEvenWhenItHasNoText) {
+  GenerationRequest free_run = text_request("Count with me: one, two,", 6);
+  free_run.sampling.temperature = 0.0f;
+  Collector a;
+  engine_->submit(free_run, a.callbacks());
+  a.wait();
+  ASSERT_EQ(a.tokens.size(), 6u);
+  GenerationRequest stopped = free_run;
+  stopped.stop_tokens = {a.tokens[2]};
+  Collector b;
+  engine_->submit(stopped, b.callbacks());
+  const Completion done = b.wait();
+  EXPECT_EQ(done.reason, FinishReason::stop);
+  ASSERT_TRUE(done.stop_token.has_value());
+  EXPECT_EQ(*done.stop_token, a.tokens[2]);
+  const auto first = std::find(a.tokens.begin(), a.tokens.end(), a.tokens[2]) - a.tokens.begin();
+  EXPECT_EQ(done.completion_tokens, first + 1);
+  EXPECT_EQ(b.tokens, std::vector<int32_t>(a.tokens.begin(), a.tokens.begin() + first))
+      << "a user-given stop token's text is not part of the reply";
+}
+
+// Every step reaches on_step; together they account for every prompt position computed and every
+// token decoded.
+TEST(Engine, TheStepCallbackAccountsForEveryToken) {
+  struct Totals {
+    std::mutex mu;
+    int64_t steps = 0, prefill = 0, decode = 0, peak_blocks = 0;
+  } totals;
+  EngineOptions o = one_layer();
+  o.prefix_caching = false;
+  o.on_step = [&totals](const StepStats& s) {
+    const std::lock_guard lock(totals.mu);
+    EXPECT_EQ(s.step, totals.steps);
+    ++totals.steps;
+    totals.prefill += s.prefill_tokens;
+    totals.decode += s.decode_tokens;
+    totals.peak_blocks = std::max(totals.peak_blocks, s.kv_blocks_used);
+  };
+  int64_t prompt_tokens = 0, generated = 0, steps = 0;
+  {
+    Engine engine(o);
+    std::vector<std::unique_ptr<Collector>> collectors;
+    for (const char* text : {"One", "Two words", "A prompt of a few more words than those"}) {
+      collectors.push_back(std::make_unique<Collector>());
+      engine.submit(text_request(text, 7), collectors.back()->callbacks());
+    }
+    for (auto& c : collectors) {
+      const Completion done = c->wait();
+      prompt_tokens += done.prompt_tokens;
+      generated += done.completion_tokens;
+    }
+    steps = engine.metrics().steps;
+  }  // joined: the last step's callback has returned
+  EXPECT_EQ(totals.steps, steps);
+  EXPECT_EQ(totals.prefill, prompt_tokens);
+  EXPECT_EQ(totals.decode, generated - 3) << "each request's first token comes from its prefill";
+  EXPECT_GT(totals.peak_blocks, 0);
+}
+
+// The original demo's start_pos: prompts run at shifted RoPE positions, so the text changes, and
+// the shift counts against the model's context.
+TEST(Engine, APositionOffsetShiftsRopePositions) {
+  auto greedy = [](int64_t offset) {
+    EngineOptions o = one_layer();
+    o.position_offset = offset;
+    Engine engine(o);
+    GenerationRequest r = text_request("The capital of France is", 8);
+    r.sampling.temperature = 0.0f;
+    Collector c;
+    engine.submit(r, c.callbacks());
+    c.wait();
+    return c.tokens;
+  };
+  const auto plain = greedy(0);
+  EXPECT_EQ(greedy(5000), greedy(5000));
+  EXPECT_NE(greedy(5000), plain);
+  EngineOptions o = one_layer();
+  o.position_offset = 131072 - 1000;  // + max_seq_len 1024 > the 1B's 131072
+  EXPECT_THROW(Engine{o}, EngineError);
 }
 
 TEST(Engine, AFullQueueRefusesWithQueueFull) {

@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <map>
 #include <random>
 
 #include "model/random_weights.h"
-#include "runtime/batch_generator.h"
+#include "runtime/sequence_runner.h"
 #include "tiny_model.h"
 
 namespace llama3::runtime {
@@ -58,18 +60,20 @@ class SchedulerTest : public ::testing::Test {
     ASSERT_TRUE(s.idle()) << "the scheduler did not finish its work";
   }
 
-  // The same request run alone through the demo's generator, prefilled in the same chunks.
-  std::vector<int32_t> alone(const std::vector<int32_t>& p, uint64_t stream, int64_t max_tokens = 10) {
-    GenerationOptions o;
-    o.batch_size = 1;
-    o.max_seq_len = 512;
-    o.max_generated_tokens = max_tokens;
-    o.block_size = 8;
-    o.num_blocks = 256;
-    o.prefill_chunk = 16;
-    o.sampling = {0.8f, 0.95f, 0, 7};
-    BatchGenerator g(model_, o, [](int32_t) { return false; });
-    return g.run({{p, stream}}, [](size_t, int32_t) {}, nullptr)[0].generated;
+  // The same request run alone, straight through the model (no scheduler, no pool): prefilled in
+  // the same chunks, then one token at a time, sampled with the same random stream.
+  std::vector<int32_t> alone(const std::vector<int32_t>& p, uint64_t stream, int64_t max_tokens = 10,
+                             SamplingParams sampling = {0.8f, 0.95f, 0, 7}) {
+    SequenceRunner runner(model_, 1, static_cast<int64_t>(p.size()) + max_tokens);
+    Sampler sampler(sampling, stream);
+    std::vector<float> logits;
+    runner.prefill(0, p, 16, false, logits);
+    std::vector<int32_t> out;
+    for (;;) {
+      out.push_back(sampler.sample(logits));
+      if (static_cast<int64_t>(out.size()) == max_tokens) return out;
+      runner.decode(std::span(&out.back(), 1), logits);
+    }
   }
 
   model::LlamaModel model_;
@@ -90,6 +94,44 @@ TEST_F(SchedulerTest, EachRequestGetsTheTextItGetsAlone) {
     EXPECT_EQ(out_[i].tokens, alone(prompts[i], i)) << "request " << i;
   }
   EXPECT_EQ(s.pool().used_blocks(), 0);
+}
+
+TEST_F(SchedulerTest, ThirtyTwoTogetherGetWhatEachGetsAloneAndTheSeedMatters) {
+  SchedulerOptions o = options();
+  o.max_batch = 32;
+  o.step_tokens = 32 * 16;
+  Scheduler s(model_, o, nullptr);
+  std::vector<std::vector<int32_t>> prompts;
+  for (uint64_t i = 0; i < 32; ++i) {
+    prompts.push_back(prompt(3 + (i * 7) % 23, 300 + static_cast<uint32_t>(i)));
+    s.add(request(i, prompts.back(), 6));
+  }
+  run(s);
+  int differing = 0;
+  for (uint64_t i = 0; i < 32; ++i) {
+    ASSERT_TRUE(out_[i].result.has_value());
+    EXPECT_EQ(out_[i].tokens, alone(prompts[i], i, 6)) << "request " << i;
+    differing += out_[i].tokens != alone(prompts[i], i, 6, {0.8f, 0.95f, 0, 99});
+  }
+  EXPECT_GT(differing, 0) << "the seed must matter";
+}
+
+TEST_F(SchedulerTest, OneBlockPerRequestGivesTheSameTextAsSmallBlocks) {
+  // The demo's --paged_attention false: a contiguous cache is the page table of one block of
+  // max_seq_len per request (prefix caching off: its chunks need not be whole blocks).
+  SchedulerOptions o = options();
+  o.block_size = o.max_seq_len;
+  o.num_blocks = 5;
+  o.prefix_caching = false;
+  Scheduler s(model_, o, nullptr);
+  std::vector<std::vector<int32_t>> prompts;
+  for (uint64_t i = 0; i < 5; ++i) {
+    prompts.push_back(prompt(9 + 10 * i, 400 + static_cast<uint32_t>(i)));
+    s.add(request(i, prompts.back()));
+  }
+  run(s);
+  for (uint64_t i = 0; i < 5; ++i) EXPECT_EQ(out_[i].tokens, alone(prompts[i], i)) << "request " << i;
+  EXPECT_EQ(s.counters().preemptions, 0);
 }
 
 TEST_F(SchedulerTest, LateArrivalsJoinTheRunningBatchWithoutChangingAnyText) {
@@ -243,6 +285,44 @@ TEST_F(SchedulerTest, StopTokensEndARequestAndMaxSeqLenCapsIt) {
   run(small);
   EXPECT_EQ(out_[1].result->reason, StopReason::length);
   EXPECT_EQ(out_[1].result->completion_tokens, 4);
+}
+
+TEST_F(SchedulerTest, TheStepObserverSeesEachStepsDecodeAndPrefillTokens) {
+  Scheduler s(model_, options(), nullptr);  // budget 24 tokens per step, chunks of 16, blocks of 8
+  std::vector<StepRecord> steps;
+  s.set_step_observer([&](const StepRecord& r) { steps.push_back(r); });
+  s.add(request(0, prompt(20, 31), 3));
+  run(s);
+  // 20 prompt tokens: a chunk of 16, then 4 (which yield the first token), then 2 decode steps.
+  ASSERT_EQ(steps.size(), 4u);
+  const int64_t prefill[] = {16, 4, 0, 0};
+  const int decode[] = {0, 0, 1, 1};
+  for (size_t i = 0; i < steps.size(); ++i) {
+    EXPECT_EQ(steps[i].step, static_cast<int64_t>(i));
+    EXPECT_EQ(steps[i].prefill_tokens, prefill[i]) << i;
+    EXPECT_EQ(steps[i].decode_tokens, decode[i]) << i;
+    EXPECT_GT(steps[i].ms, 0.0);
+  }
+  EXPECT_EQ(steps[0].kv_blocks_used, 2) << "16 positions in blocks of 8";
+  EXPECT_EQ(steps[3].kv_blocks_used, 3) << "22 positions";
+  EXPECT_EQ(steps[3].running, 0) << "the request finished in the last step";
+}
+
+TEST_F(SchedulerTest, NonFiniteLogitsFailTheRequestWhenChecked) {
+  model::ModelWeights w = model::random_weights(tiny_config(), 11);
+  w.norm[3] = std::numeric_limits<float>::quiet_NaN();  // every logit row becomes NaN
+  model::LlamaModel broken(tiny_config(), std::move(w));
+  SchedulerOptions o = options();
+  o.check_finite = true;
+  Scheduler s(broken, o, nullptr);
+  s.add(request(0, prompt(10, 32)));
+  run(s);
+  ASSERT_TRUE(out_[0].result.has_value());
+  EXPECT_EQ(out_[0].result->reason, StopReason::error);
+  EXPECT_NE(out_[0].result->error.find("non-finite logits"), std::string::npos) << out_[0].result->error;
+  EXPECT_NE(out_[0].result->error.find("position 9"), std::string::npos) << out_[0].result->error;
+  EXPECT_TRUE(out_[0].tokens.empty());
+  EXPECT_EQ(s.pool().used_blocks(), 0);
 }
 
 TEST_F(SchedulerTest, LogprobsAreTheLogSoftmaxOfTheRawLogits) {

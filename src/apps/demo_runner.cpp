@@ -1,0 +1,128 @@
+#include "apps/demo_runner.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "runtime/rss.h"
+
+namespace llama3::apps {
+
+namespace {
+
+std::string quoted_piece(const std::string& text) {
+  std::string out;
+  for (char ch : text) out += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+  return out;
+}
+
+}  // namespace
+
+DemoRunner::DemoRunner(DemoSchedule schedule, DemoRun& run)
+    : schedule_(std::move(schedule)), run_(run) {}
+
+void DemoRunner::on_step(const StepStats& step) {
+  DemoStats& s = run_.stats;
+  s.prefill_tokens += step.prefill_tokens;
+  if (step.prefill_tokens > 0) s.prefill_seconds += step.ms / 1e3;
+  if (step.decode_tokens > 0 && step.prefill_tokens == 0) {
+    s.decode_tokens += step.decode_tokens;
+    s.decode_seconds += step.ms / 1e3;
+  }
+  s.peak_blocks = std::max(s.peak_blocks, step.kv_blocks_used);
+  if (step.decode_tokens == 0) return;  // the batch's prompts only: not a decode iteration
+
+  const DemoIteration it{static_cast<int64_t>(run_.iterations.size()), step.ms, step.decode_tokens,
+                         step.prefill_tokens};
+  run_.iterations.push_back(it);
+  if (it.iteration == 0) rss_first_iteration_ = runtime::current_rss_bytes();
+  fmt::print("Iteration {}: {:.0f}ms @ {:.1f} tok/s/user ({:.1f} tok/s throughput)", it.iteration, it.ms,
+             1000.0 / it.ms, 1000.0 * it.active_users / it.ms);
+  if (it.prefill_tokens > 0) fmt::print(" [+{} prompt tokens]", it.prefill_tokens);
+  for (auto& [user, text] : pending_) {
+    if (!text.empty()) fmt::print("  user {}: \"{}\"", user, quoted_piece(text));
+    text.clear();
+  }
+  fmt::print("\n");
+}
+
+void DemoRunner::submit(Engine& engine, size_t u) {
+  DemoUser& user = run_.users[u];
+  UserState& st = state_[u];
+  GenerationRequest req;
+  req.prompt_tokens = user.prompt_tokens;
+  req.sampling = schedule_.sampling;
+  // The user's own random stream (a new one per recycle): its text does not depend on the batch.
+  req.sampler_stream = u + static_cast<uint64_t>(st.rounds) * run_.users.size();
+  req.max_tokens = schedule_.max_generated_tokens - static_cast<int64_t>(user.result.generated.size());
+  ++st.rounds;
+  st.round_tokens = 0;
+  const bool show = schedule_.print_all_users || u == runnable_.front();
+  RequestCallbacks cb;
+  cb.on_token = [this, u, show](const TokenEvent& ev) {
+    run_.users[u].result.generated.push_back(ev.token);
+    ++state_[u].round_tokens;
+    if (show) pending_[u] += ev.text;
+  };
+  cb.on_done = [this, u](const Completion& done) {
+    {
+      const std::lock_guard lock(mu_);
+      done_.emplace_back(u, done);
+    }
+    cv_.notify_one();
+  };
+  engine.submit(std::move(req), std::move(cb));
+}
+
+bool DemoRunner::finish_round(size_t u, const Completion& done) {
+  DemoUser& user = run_.users[u];
+  DemoUserResult& r = user.result;
+  check(done.reason == FinishReason::stop || done.reason == FinishReason::length, "user {}: {}", u,
+        done.reason == FinishReason::error ? done.error : std::string("cancelled"));
+  // The stop token reaches on_token only when it completes some text: keep every id.
+  if (done.stop_token && state_[u].round_tokens < done.completion_tokens) r.generated.push_back(*done.stop_token);
+  if (state_[u].rounds == 1) r.ttft_ms = done.ttft_ms;
+  r.preemptions += done.preemptions;
+  const bool all_generated = static_cast<int64_t>(r.generated.size()) >= schedule_.max_generated_tokens;
+  if (schedule_.stress_test && !all_generated) {
+    ++r.recycles;
+    return true;
+  }
+  r.stop_reason = all_generated ? "max_generated_tokens" : done.reason == FinishReason::stop ? "stop_token" : "max_seq_len";
+  return false;
+}
+
+void DemoRunner::run(Engine& engine) {
+  state_.assign(run_.users.size(), UserState{});
+  runnable_.clear();
+  for (size_t u = 0; u < run_.users.size(); ++u) {
+    if (run_.users[u].error.empty()) runnable_.push_back(u);
+  }
+  check(!runnable_.empty(), "no user can run: every prompt failed (see the errors above)");
+  // Static batches: consecutive runnable users, one batch at a time; continuous: all at once.
+  const size_t batch = schedule_.continuous_batching ? runnable_.size() : static_cast<size_t>(schedule_.batch_size);
+  for (size_t first = 0; first < runnable_.size(); first += batch) {
+    const size_t last = std::min(runnable_.size(), first + batch);
+    for (size_t i = first; i < last; ++i) submit(engine, runnable_[i]);
+    size_t outstanding = last - first;
+    while (outstanding > 0) {
+      std::pair<size_t, Completion> done;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return !done_.empty(); });
+        done = std::move(done_.front());
+        done_.pop_front();
+      }
+      if (finish_round(done.first, done.second)) {
+        submit(engine, done.first);
+      } else {
+        --outstanding;
+      }
+    }
+  }
+  const EngineMetrics m = engine.metrics();
+  run_.stats.preemptions = m.preemptions;
+}
+
+}  // namespace llama3::apps
