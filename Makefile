@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 DEMO_ARGS ?=
 
-.PHONY: setup configure build cli demo test bench peer-bench clean
+.PHONY: setup configure build cli demo test bench peer-bench bench-serve-table clean
 
 setup:
 	@scripts/setup.sh
@@ -33,6 +33,11 @@ PEER_BENCH_ARGS ?=
 peer-bench: cli
 	@bench/peer/install.sh
 	node bench/peer/peer_bench.mjs --llama3 $(BUILD_DIR)/llama3 $(PEER_BENCH_ARGS)
+
+# docs/PERF.md's serving table: the server under its load generator per (layers, prefix caching,
+# concurrency); ~20 minutes on 2 cores. LAYERS, CACHING, CONCURRENCY, RUNS: see the script.
+bench-serve-table: cli
+	bench/serve_table.sh $(BUILD_DIR)/llama3
 
 clean:
 	rm -rf $(BUILD_DIR)
