@@ -10,6 +10,8 @@ APT_PACKAGES=(
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libcurl4-openssl-dev
   # HTTP for `llama3 serve` (Debian builds it as a library with its pkg-config file).
   libcpp-httplib-dev
+  # Line editing for `llama3 chat` (BSD-licensed, readline's API); tmux drives it in the tests.
+  libedit-dev tmux
   # Test references: torch for the forward pass (OpenBLAS or torch runs ~40x slower), numpy for torch.
   python3 python3-torch python3-numpy libopenblas0-pthread
 )

@@ -107,6 +107,13 @@ struct GenerationRequest {
   // Random stream of the sampler: the same seed, stream and prompt give the same text whatever
   // else runs (0 unless the caller wants several different samples from one seed).
   uint64_t sampler_stream = 0;
+  // Prefix caching normally reuses only whole prefill chunks of a cached prompt prefix, so the
+  // text never depends on what was cached. true: reuse every cached full block, so a
+  // conversation's next turn prefills little more than the new message (the rest of its chunk
+  // then runs at other boundaries, and the logits may differ from an uncached run in the last
+  // bits). Send the conversation as token ids, the previous turns exactly as they were
+  // generated, for the blocks to match.
+  bool reuse_all_cached_blocks = false;
 };
 
 struct TokenLogprob {

@@ -301,6 +301,7 @@ uint64_t Engine::submit(GenerationRequest request, RequestCallbacks callbacks) {
   r.stop_tokens = request.stop_tokens;
   if (!request.ignore_eos) r.stop_tokens.insert(r.stop_tokens.end(), std::begin(kEndOfTurnIds), std::end(kEndOfTurnIds));
   r.top_logprobs = request.top_logprobs;
+  r.reuse_all_cached_blocks = request.reuse_all_cached_blocks;
   if (callbacks.on_token) {
     r.on_token = [cb = std::move(callbacks.on_token)](const runtime::ScheduledToken& t) {
       TokenEvent ev;

@@ -119,8 +119,9 @@ void Scheduler::match_prefix(Sequence& s) {
     parent = h;
   }
   // Keep whole prefill chunks only (see the header): the rest is computed as without a cache.
+  // A request that asked for every cached block (a conversation's next turn) keeps them all.
   const size_t chunk_blocks = static_cast<size_t>(opt_.prefill_chunk / bs);
-  const size_t keep = s.blocks.size() / chunk_blocks * chunk_blocks;
+  const size_t keep = s.req.reuse_all_cached_blocks ? s.blocks.size() : s.blocks.size() / chunk_blocks * chunk_blocks;
   pool_.release(std::span(s.blocks).subspan(keep));
   s.blocks.resize(keep);
   s.hashes.resize(keep);

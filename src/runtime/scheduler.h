@@ -87,6 +87,7 @@ struct ScheduledRequest {
   int64_t max_tokens = 128;
   std::vector<int32_t> stop_tokens;  // every id that ends the request (end-of-turn ids included)
   int top_logprobs = -1;             // -1: none
+  bool reuse_all_cached_blocks = false;  // prefix hits not cut back to whole prefill chunks
   double submit_ms = 0.0;            // on the scheduler's clock (now_ms())
   std::function<void(const ScheduledToken&)> on_token;
   std::function<void(const ScheduledResult&)> on_done;

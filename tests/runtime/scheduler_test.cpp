@@ -199,6 +199,26 @@ TEST_F(SchedulerTest, APromptSharingAPrefixReusesItsWholeChunksAndKeepsItsText) 
   EXPECT_EQ(out_[3].tokens, out_[1].tokens);
 }
 
+TEST_F(SchedulerTest, AConversationsNextTurnReusesEveryCachedBlock) {
+  Scheduler s(model_, options(), nullptr);  // blocks of 8, chunks of 16
+  std::vector<int32_t> first = prompt(45, 19);
+  s.add(request(0, first, 4));
+  run(s);
+  // The next turn: the first prompt, its reply, and a new message.
+  std::vector<int32_t> next = first;
+  next.insert(next.end(), out_[0].tokens.begin(), out_[0].tokens.end());
+  next.insert(next.end(), {7, 8, 9});
+  ScheduledRequest r = request(1, next, 4);
+  r.reuse_all_cached_blocks = true;
+  s.add(std::move(r));
+  run(s);
+  ASSERT_TRUE(out_[1].result.has_value());
+  // 48 positions were computed (45 prompt + 3 of the 4 reply tokens): 6 full blocks, all reused
+  // (whole chunks only would keep 32).
+  EXPECT_EQ(out_[1].result->cached_prompt_tokens, 48);
+  EXPECT_EQ(out_[1].result->reason, StopReason::length);
+}
+
 TEST_F(SchedulerTest, ARequestAdmittedBesideAnotherFindsThePrefixItComputedMeanwhile) {
   Scheduler s(model_, options(), nullptr);  // budget 24, chunks of 16: only one chunk a step
   std::vector<int32_t> a = prompt(40, 21), b = a;
