@@ -10,6 +10,7 @@
 #include "apps/command.h"
 #include "runtime/tokenizer_location.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "core/timer.h"
 #include "model/kv_cache.h"
 #include "model/llama_model.h"
@@ -71,13 +72,16 @@ int run_generate(const GenerateOptions& o) {
   // Prefill in chunks (bounded activation memory for long prompts).
   std::vector<float> logits, all_logits;
   const Timer prefill_timer;
+  Progress progress("prefill", static_cast<double>(prompt.size()), "tokens");
   for (size_t begin = 0; begin < prompt.size(); begin += static_cast<size_t>(o.prefill_chunk)) {
     const size_t end = std::min(prompt.size(), begin + static_cast<size_t>(o.prefill_chunk));
     const model::BatchItem item{std::span(prompt).subspan(begin, end - begin), static_cast<int64_t>(begin), table,
                                 o.logits_all};
     m.forward({&item, 1}, cache, logits);
     if (o.logits_all) all_logits.insert(all_logits.end(), logits.begin(), logits.end());
+    progress.advance(static_cast<double>(end - begin));
   }
+  progress.finish();
   const double prefill_s = prefill_timer.seconds();
   const std::vector<float> last(logits.end() - c.vocab_size, logits.end());
 

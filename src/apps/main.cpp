@@ -8,6 +8,7 @@
 
 #include "apps/command.h"
 #include "core/error.h"
+#include "core/progress.h"
 
 namespace llama3::apps {
 
@@ -25,6 +26,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "llama3 0.1");
   // A bad command line prints the error and then the (sub)command's options: what is accepted.
   app.failure_message(CLI::FailureMessage::help);
+  // Options of the binary itself, accepted before the command or among its own options.
+  bool quiet = false;
+  const char* quiet_help = "no progress bars or lines (long loads, conversions, prefills, downloads)";
+  app.add_flag("--quiet,-q", quiet, quiet_help);
   auto& registry = command_registry();
   std::sort(registry.begin(), registry.end(),
             [](const CommandInfo& a, const CommandInfo& b) { return a.name < b.name; });
@@ -32,6 +37,7 @@ int main(int argc, char** argv) {
   std::vector<std::pair<CLI::App*, std::function<int()>>> runners;
   for (const auto& command : registry) {
     CLI::App* sub = app.add_subcommand(command.name, command.description);
+    sub->add_flag("--quiet,-q", quiet, quiet_help);
     runners.emplace_back(sub, command.setup(*sub));
   }
   try {
@@ -39,6 +45,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  llama3::Progress::set_quiet(quiet);
   try {
     for (auto& [sub, run] : runners) {
       if (sub->parsed()) return run();

@@ -7,10 +7,12 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <system_error>
 
 #include "core/error.h"
+#include "core/progress.h"
 
 namespace llama3::runtime {
 
@@ -100,7 +102,23 @@ std::string fetch_url(const std::string& url, const FetchOptions& options) {
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &download);
+  // Progress once the size is known (silent for a download that ends within a second).
+  std::optional<Progress> progress;
+  const auto on_progress = [&](curl_off_t total, curl_off_t now) {
+    if (total <= 0) return;
+    if (!progress) progress.emplace("fetching " + url, static_cast<double>(total) / 1e6, "MB");
+    progress->set(static_cast<double>(now) / 1e6);
+  };
+  using ProgressFn = decltype(on_progress);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION,
+                   +[](void* fn, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) -> int {
+                     (*static_cast<const ProgressFn*>(fn))(total, now);
+                     return 0;
+                   });
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, &on_progress);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   const CURLcode result = curl_easy_perform(h);
+  if (progress) progress->finish();
   if (download.too_large) {
     fail("cannot fetch '{}': the response is larger than {} bytes", url, options.max_bytes);
   }

@@ -49,6 +49,14 @@ TEST(Cli, UnknownFlagListsWhatIsAccepted) {
   EXPECT_THAT(r.err, HasSubstr("--page_params"));
 }
 
+TEST(Cli, QuietIsAcceptedBeforeTheCommandOrAmongItsOptions) {
+  for (const char* args : {"--quiet tokenize --text hi", "tokenize --text hi --quiet", "-q tokenize --text hi"}) {
+    const auto r = llama3(args);
+    EXPECT_EQ(r.exit_code, 0) << args << ": " << r.err;
+    EXPECT_EQ(r.out, "[6151]\n") << args;
+  }
+}
+
 TEST(Cli, UnknownCommandAndMissingCommand) {
   EXPECT_NE(llama3("frobnicate").exit_code, 0);
   EXPECT_NE(llama3("").exit_code, 0);
