@@ -181,6 +181,7 @@ int run_demo(const DemoOptions& o) {
     runner.run(engine);
     for (DemoUser& user : run.users) user.text = engine.decode(user.result.generated);
   }  // the engine's thread has ended: everything its callbacks wrote is ours to read
+  runner.finish();
 
   run.rss_end = runtime::current_rss_bytes();
   // Flat memory is judged from the first decode iteration on (model and KV pool are in place).

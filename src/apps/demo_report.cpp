@@ -94,7 +94,11 @@ json report_json(const DemoRun& run) {
                           {"prefill_tokens", it.prefill_tokens},
                           {"tokens_per_s_per_user", it.ms > 0 ? 1000.0 / it.ms : 0.0}});
   }
-  return {{"summary", summary_json(run)}, {"users", users}, {"iterations", iterations}};
+  json rss = json::array();
+  for (const RssSample& r : run.rss_samples) {
+    rss.push_back({{"iteration", r.iteration}, {"seconds", r.seconds}, {"rss_bytes", r.rss_bytes}});
+  }
+  return {{"summary", summary_json(run)}, {"users", users}, {"iterations", iterations}, {"rss_samples", rss}};
 }
 
 void print_summary(const DemoRun& run) {

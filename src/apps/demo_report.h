@@ -45,12 +45,21 @@ struct DemoUser {
   DemoUserResult result;
 };
 
+// Process memory at an iteration (every kRssSampleEvery iterations, and the last).
+struct RssSample {
+  int64_t iteration = 0;
+  double seconds = 0.0;  // since the first iteration
+  size_t rss_bytes = 0;
+};
+inline constexpr int64_t kRssSampleEvery = 64;
+
 struct DemoRun {
   nlohmann::json config;  // model, weights, layers, batch, threads, mode, ...
   double load_seconds = 0.0;
   std::string weight_cache;  // what the weight cache did (model_factory.h)
   std::vector<DemoUser> users;
   std::vector<DemoIteration> iterations;
+  std::vector<RssSample> rss_samples;
   DemoStats stats;
   size_t rss_start = 0, rss_end = 0, peak_rss = 0;
   bool stress_test = false;

@@ -31,15 +31,38 @@ void DemoRunner::on_step(const StepStats& step) {
     s.decode_seconds += step.ms / 1e3;
   }
   s.peak_blocks = std::max(s.peak_blocks, step.kv_blocks_used);
+  {
+    const std::lock_guard lock(progress_mu_);
+    if (prefill_progress_) {
+      prefill_progress_->advance(static_cast<double>(step.prefill_tokens));
+      if (step.decode_tokens > 0) prefill_progress_.reset();  // finished before the iteration lines
+    }
+  }
   if (step.decode_tokens == 0) return;  // the batch's prompts only: not a decode iteration
 
   const DemoIteration it{static_cast<int64_t>(run_.iterations.size()), step.ms, step.decode_tokens,
                          step.prefill_tokens};
   run_.iterations.push_back(it);
-  if (it.iteration == 0) rss_first_iteration_ = runtime::current_rss_bytes();
+  if (it.iteration == 0) {
+    rss_first_iteration_ = runtime::current_rss_bytes();
+    since_first_iteration_.reset();
+  }
+  if (it.iteration % kRssSampleEvery == 0) {
+    run_.rss_samples.push_back({it.iteration, since_first_iteration_.seconds(), runtime::current_rss_bytes()});
+  }
   fmt::print("Iteration {}: {:.0f}ms @ {:.1f} tok/s/user ({:.1f} tok/s throughput)", it.iteration, it.ms,
              1000.0 / it.ms, 1000.0 * it.active_users / it.ms);
   if (it.prefill_tokens > 0) fmt::print(" [+{} prompt tokens]", it.prefill_tokens);
+  if (schedule_.stress_test) {
+    // The stress test's progress rides on its iteration lines (a bar would tear them apart).
+    stress_tokens_done_ += step.decode_tokens;
+    const double t = since_first_iteration_.seconds();
+    const double left = stress_tokens_done_ > 0 ? t * static_cast<double>(stress_tokens_total_ - stress_tokens_done_) /
+                                                      static_cast<double>(stress_tokens_done_)
+                                                : 0.0;
+    fmt::print(" [stress {:.1f}%, ~{:.0f} s left]",
+               100.0 * static_cast<double>(stress_tokens_done_) / static_cast<double>(stress_tokens_total_), left);
+  }
   for (auto& [user, text] : pending_) {
     if (!text.empty()) fmt::print("  user {}: \"{}\"", user, quoted_piece(text));
     text.clear();
@@ -102,8 +125,16 @@ void DemoRunner::run(Engine& engine) {
   check(!runnable_.empty(), "no user can run: every prompt failed (see the errors above)");
   // Static batches: consecutive runnable users, one batch at a time; continuous: all at once.
   const size_t batch = schedule_.continuous_batching ? runnable_.size() : static_cast<size_t>(schedule_.batch_size);
+  stress_tokens_total_ = static_cast<int64_t>(runnable_.size()) * schedule_.max_generated_tokens;
   for (size_t first = 0; first < runnable_.size(); first += batch) {
     const size_t last = std::min(runnable_.size(), first + batch);
+    int64_t prompt_tokens = 0;
+    for (size_t i = first; i < last; ++i) prompt_tokens += static_cast<int64_t>(run_.users[runnable_[i]].prompt_tokens.size());
+    {
+      // The previous batch's last step may still be in on_step.
+      const std::lock_guard lock(progress_mu_);
+      prefill_progress_ = std::make_unique<Progress>("prefill", static_cast<double>(prompt_tokens), "tokens");
+    }
     for (size_t i = first; i < last; ++i) submit(engine, runnable_[i]);
     size_t outstanding = last - first;
     while (outstanding > 0) {
@@ -123,6 +154,15 @@ void DemoRunner::run(Engine& engine) {
   }
   const EngineMetrics m = engine.metrics();
   run_.stats.preemptions = m.preemptions;
+}
+
+void DemoRunner::finish() {
+  // The engine has stopped: the last iteration's memory closes the series.
+  const std::lock_guard lock(progress_mu_);
+  prefill_progress_.reset();
+  if (!run_.iterations.empty() && (run_.rss_samples.empty() || run_.rss_samples.back().iteration != run_.iterations.back().iteration)) {
+    run_.rss_samples.push_back({run_.iterations.back().iteration, since_first_iteration_.seconds(), runtime::current_rss_bytes()});
+  }
 }
 
 }  // namespace llama3::apps

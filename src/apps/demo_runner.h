@@ -14,12 +14,15 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "apps/demo_report.h"
+#include "core/progress.h"
+#include "core/timer.h"
 #include "llama3/engine.h"
 
 namespace llama3::apps {
@@ -47,6 +50,9 @@ class DemoRunner {
   // rss_after_first_iteration() once the engine is destroyed.
   void run(Engine& engine);
 
+  // Once the engine is destroyed: closes the progress line and the RSS series.
+  void finish();
+
   // RSS when the first decode iteration ended (the model and the KV pool in place).
   size_t rss_after_first_iteration() const { return rss_first_iteration_; }
 
@@ -65,6 +71,12 @@ class DemoRunner {
   std::vector<UserState> state_;  // per user
   std::map<size_t, std::string> pending_;  // text since the last iteration line, per user
   size_t rss_first_iteration_ = 0;
+  Timer since_first_iteration_;
+  // A batch's prompts until its first decode iteration (a long prompt takes minutes).
+  std::mutex progress_mu_;  // the step callback and the submitting thread both touch it
+  std::unique_ptr<Progress> prefill_progress_;
+  int64_t stress_tokens_total_ = 0;  // stress mode: every user's max_generated_tokens
+  int64_t stress_tokens_done_ = 0;
 
   std::mutex mu_;
   std::condition_variable cv_;
