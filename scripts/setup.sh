@@ -12,6 +12,8 @@ APT_PACKAGES=(
   libcpp-httplib-dev
   # Line editing for `llama3 chat` (BSD-licensed, readline's API); tmux drives it in the tests.
   libedit-dev tmux
+  # Charts for `llama3 plot` (PNG through cairo, SVG).
+  gnuplot-nox
   # Test references: torch for the forward pass (OpenBLAS or torch runs ~40x slower), numpy for torch.
   python3 python3-torch python3-numpy libopenblas0-pthread
 )

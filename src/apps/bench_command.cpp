@@ -187,6 +187,10 @@ int run_bench(const BenchOptions& o) {
       {"peak_fp32_fma_gflops", peak.fp32_fma_gflops}, {"peak_vpdpbusd_gops", peak.int8_dot_gops},
       {"peak_vdpbf16ps_gflops", peak.bf16_dot_gflops}, {"weight_bytes_per_token", cost.bytes_per_token},
       {"load_seconds", opened.load_seconds}, {"weight_cache", opened.cache}, {"context", o.context},
+      // Matrix operations (2 x multiply-adds) per decoded token, by the kernels' instruction: the
+      // roofline's arithmetic intensity (llama3 plot) is these over weight_bytes_per_token.
+      {"ops_per_token",
+       {{"bf16", cost.layers.bf16 + cost.lm_head.bf16}, {"int8", cost.layers.int8 + cost.lm_head.int8}}},
       // Seconds per token at the compute peaks: a decode token (layers + LM head), and the parts.
       {"ideal_seconds", {{"decode_token", decode_ideal_s}, {"layers_per_token", layer_s}, {"lm_head", head_s}}}};
   if (prefill) {
