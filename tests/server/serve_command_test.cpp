@@ -83,7 +83,39 @@ TEST(ServeCommand, OpenAiJavaScriptClient) {
   EXPECT_THAT(serve.stderr_text(), HasSubstr("SIGTERM received, stopping"));
 }
 
-// SIGINT with a client streaming: the stream ends, the process exits 0 promptly.
+// Sampled with a seed, a chat request through the server gets the text the demo's first user
+// gets for the same message: both run it through the engine, the user's random stream is 0, and
+// the demo's other users (here the same message on streams 1 and 2) do not enter its rows.
+TEST(ServeCommand, SeededChatTextEqualsTheDemosFirstUser) {
+  SKIP_WITHOUT_TOKENIZER();
+  llama3::testing::TempDir dir("serve-vs-demo");
+  llama3::testing::write_text(dir / "prompt.json", R"([{"prompt": "Tell me about the sea."}])");
+  const std::string sampling = R"({"temperature":0.8,"top_p":0.95,"top_k":40,"seed":7})";
+  const auto demo = run_command(llama3::testing::cli() + " demo --weights random --layers 1 --batch_size 3 "
+                                "--max_generated_tokens 16 --input_prompts " + (dir / "prompt.json").string() +
+                                " --sampling_params " + shell_quote(sampling) + " --report " +
+                                (dir / "report.json").string());
+  ASSERT_EQ(demo.exit_code, 0) << demo.err;
+  const auto report = nlohmann::json::parse(llama3::testing::read_text(dir / "report.json"));
+  const std::string demo_text = report["users"][0]["text"].get<std::string>();
+  ASSERT_EQ(report["users"][0]["generated_tokens"].size(), 16u) << "no stop token: the texts compare whole";
+  EXPECT_NE(report["users"][1]["text"], report["users"][0]["text"]) << "the users' random streams differ";
+
+  ServeProcess serve(args({}));
+  const int port = serve.wait_for_port();
+  ASSERT_GT(port, 0) << serve.stdout_text() << serve.stderr_text();
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60);
+  const nlohmann::json body = {{"messages", {{{"role", "user"}, {"content", "Tell me about the sea."}}}},
+                               {"max_tokens", 16}, {"temperature", 0.8}, {"top_p", 0.95}, {"top_k", 40}, {"seed", 7}};
+  const auto res = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res) << "no response";
+  ASSERT_EQ(res->status, 200) << res->body;
+  const auto j = nlohmann::json::parse(res->body);
+  EXPECT_EQ(j["choices"][0]["message"]["content"].get<std::string>(), demo_text);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], report["users"][0]["prompt_tokens"].size());
+}
+
 // Greedy, the server and `llama3 generate` produce the same text for the same prompt: both
 // prefill in chunks of 256 and decode one token at a time, and the server's other work does not
 // enter a request's rows. The prompt spans two chunks.
@@ -119,6 +151,7 @@ TEST(ServeCommand, GreedyTextEqualsLlama3Generate) {
   other.get();
 }
 
+// SIGINT with a client streaming: the stream ends, the process exits 0 promptly.
 TEST(ServeCommand, SigintStopsWithAStreamInFlight) {
   SKIP_WITHOUT_TOKENIZER();
   ServeProcess serve(args({}));
