@@ -27,8 +27,14 @@ stop_server() {
 }
 trap stop_server EXIT
 
-echo "| layers | prefix caching | C | run | duration s | req/s | output tok/s | total tok/s | TTFT ms mean / p50 / p90 / p99 | TPOT ms mean / p50 / p90 / p99 | ITL ms mean / p50 / p90 / p99 | prefix-cache hit rate |"
-echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+# CPU time the hypervisor gave to others while a run went on (the 8th field of /proc/stat's cpu
+# line, in USER_HZ ticks): on a shared virtual machine the one sign of a disturbed run that no
+# process list shows.
+steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
+hz=$(getconf CLK_TCK)
+
+echo "| layers | prefix caching | C | run | duration s | req/s | output tok/s | total tok/s | TTFT ms mean / p50 / p90 / p99 | TPOT ms mean / p50 / p90 / p99 | ITL ms mean / p50 / p90 / p99 | prefix-cache hit rate | CPU stolen s |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for layers in $LAYERS; do
   requests=$REQUESTS_LARGE
   [ "$layers" -le 2 ] && requests=$REQUESTS_SMALL
@@ -49,11 +55,13 @@ for layers in $LAYERS; do
         done
         [ -n "$port" ] || { echo "the server did not start: $log" >&2; exit 1; }
         json="$OUT_DIR/L$layers-$caching-C$c-$run.json"
+        steal_before=$(steal_ticks)
         "$BIN" bench-serve --port "$port" --requests "$requests" --concurrency "$c" --shared_prefix 256 \
           --prompt_tokens 64,256 --max_tokens 64 --seed 1 --timeout_s 1800 --json "$json" >"$json.txt" 2>&1 ||
           { cat "$json.txt" >&2; exit 1; }
+        stolen=$(awk -v a="$steal_before" -v b="$(steal_ticks)" -v hz="$hz" 'BEGIN{printf "%.1f", (b - a) / hz}')
         stop_server
-        /usr/bin/env python3 - "$json" "$layers" "$caching" "$c" "$run" <<'EOF'
+        /usr/bin/env python3 - "$json" "$layers" "$caching" "$c" "$run" "$stolen" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
 s = j["summary"]
@@ -61,7 +69,7 @@ def q(k): return " / ".join(f"{s[k][f]:.0f}" for f in ("mean", "p50", "p90", "p9
 hit = j["server"].get("prefix_cache_hit_rate", 0.0)
 print(f"| {sys.argv[2]} | {sys.argv[3]} | {sys.argv[4]} | {sys.argv[5]} | {s['duration_s']:.1f} | "
       f"{s['request_throughput']:.2f} | {s['output_throughput']:.1f} | {s['total_token_throughput']:.0f} | "
-      f"{q('ttft_ms')} | {q('tpot_ms')} | {q('itl_ms')} | {hit:.3f} |")
+      f"{q('ttft_ms')} | {q('tpot_ms')} | {q('itl_ms')} | {hit:.3f} | {sys.argv[6]} |")
 assert s["completed"] == s["requests"], f"{s['requests'] - s['completed']} requests did not complete"
 assert j["server"].get("idle_at_end", False), "the server was not idle after the run"
 EOF
