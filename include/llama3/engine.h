@@ -75,6 +75,11 @@ struct EngineOptions {
   // Check every row of logits for NaN/Inf before sampling; a request that meets one fails with
   // an error naming the position (the stress test runs with it).
   bool check_finite = false;
+  // The original demo's static batches: while any running request is still being prefilled,
+  // no request decodes, so every decode step is a pure decode step and a request's time to first
+  // token is its own prefill. Off for serving, where decoding users must not stall behind every
+  // newcomer's prompt.
+  bool decode_waits_for_prefill = false;
   // Called after every step on the engine's thread (keep it short): per-step timing for the
   // demo's iteration lines and reports.
   std::function<void(const StepStats&)> on_step;

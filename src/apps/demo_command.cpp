@@ -98,7 +98,9 @@ int run_demo(const DemoOptions& o) {
   eo.max_seq_len = o.max_seq_len;
   eo.max_queue = static_cast<int64_t>(n_users);
   eo.prefill_chunk = o.prefill_chunk;
-  eo.step_tokens = o.step_tokens > 0 ? o.step_tokens : std::min<int64_t>(8192, o.batch_size * o.prefill_chunk);
+  eo.step_tokens = o.step_tokens > 0 ? o.step_tokens : o.prefill_chunk;
+  // Static batches as the original runs them: the batch's prompts first, then pure decode steps.
+  eo.decode_waits_for_prefill = !o.continuous_batching;
   eo.prefix_caching = o.paged_attention && o.prefix_caching;
   eo.block_size = o.paged_attention ? pool.block_size : o.max_seq_len;
   eo.kv_blocks = o.paged_attention ? pool.num_blocks : o.batch_size;

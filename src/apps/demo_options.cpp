@@ -44,8 +44,8 @@ void DemoOptions::add_to(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--step_tokens", step_tokens,
-                 "tokens per forward pass: decoding users first, then prompt chunks (0: batch_size x prefill_chunk, "
-                 "at most 8192, so a batch's short prompts are prefilled together)")
+                 "tokens per forward pass: decoding users first, then prompt chunks (0: --prefill_chunk; larger "
+                 "budgets prefill several users' prompts in one pass)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--prefix_caching", prefix_caching,

@@ -32,7 +32,7 @@ struct DemoOptions {
   bool tsu_check = false;
   std::optional<std::string> tsu_targets;  // default: demo/tsu_targets.json
   int64_t prefill_chunk = 256;
-  int64_t step_tokens = 0;  // 0: batch_size x prefill_chunk, at most 8192
+  int64_t step_tokens = 0;  // 0: prefill_chunk
   bool prefix_caching = false;
 
   void add_to(CLI::App& app);

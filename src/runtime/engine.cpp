@@ -185,6 +185,7 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
     so.kv_dtype = d.opened.precision.kv_cache;
     so.position_offset = options.position_offset;
     so.check_finite = options.check_finite;
+    so.decode_waits_for_prefill = options.decode_waits_for_prefill;
     d.sched = std::make_unique<runtime::Scheduler>(*d.opened.model, so, d.tok ? &*d.tok : nullptr);
     if (options.on_step) {
       d.sched->set_step_observer([cb = options.on_step](const runtime::StepRecord& r) {

@@ -203,8 +203,14 @@ void Scheduler::step() {
       if (!s->started && s->blocks.empty()) match_prefix(*s);
     }
     int64_t budget = opt_.step_tokens;
+    // The original demo's static batches: every prompt of the batch is prefilled before anyone
+    // decodes (so each decode iteration is a pure decode step).
+    const bool prefilling = opt_.decode_waits_for_prefill &&
+                            std::any_of(running_.begin(), running_.end(), [](const auto& s) {
+                              return static_cast<int64_t>(s->tokens.size()) - s->cached > 1;
+                            });
     for (auto& s : running_) {  // decoding requests first: one token each
-      if (static_cast<int64_t>(s->tokens.size()) - s->cached == 1) {
+      if (!prefilling && static_cast<int64_t>(s->tokens.size()) - s->cached == 1) {
         planned.push_back(s.get());
         counts.push_back(1);
         --budget;

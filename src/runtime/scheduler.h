@@ -44,6 +44,7 @@ struct SchedulerOptions {
   kernels::KvDType kv_dtype = kernels::KvDType::BF16;
   int64_t position_offset = 0;  // RoPE position of every prompt's first token
   bool check_finite = false;    // a request whose logits hold NaN/Inf fails
+  bool decode_waits_for_prefill = false;  // no decode step while an admitted request is prefilling
 };
 
 // What one step did, for the step observer.

@@ -166,6 +166,29 @@ TEST_F(SchedulerTest, ALongPromptIsPrefilledInChunksBetweenDecodeSteps) {
   EXPECT_EQ(out_[1].tokens, alone(prompt(200, 2), 1, 5));
 }
 
+TEST_F(SchedulerTest, AStaticBatchPrefillsEveryPromptBeforeAnyoneDecodes) {
+  SchedulerOptions o = options();  // budget 24 tokens per step, chunks of 16
+  o.decode_waits_for_prefill = true;
+  Scheduler s(model_, o, nullptr);
+  std::vector<StepRecord> steps;
+  s.set_step_observer([&](const StepRecord& r) { steps.push_back(r); });
+  s.add(request(0, prompt(5, 1), 6));
+  s.add(request(1, prompt(60, 2), 6));
+  run(s);
+  // 65 prompt tokens: 5 + 16 in the first step, then chunks of 16, 16, 12; decoding only after.
+  size_t first_decode = steps.size();
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i].decode_tokens > 0 && first_decode == steps.size()) first_decode = i;
+    if (i >= first_decode) EXPECT_EQ(steps[i].prefill_tokens, 0) << "step " << i << " mixed prefill into decode";
+  }
+  int64_t prefilled = 0;
+  for (size_t i = 0; i < first_decode; ++i) prefilled += steps[i].prefill_tokens;
+  EXPECT_EQ(prefilled, 65);
+  EXPECT_EQ(first_decode, 4u);
+  EXPECT_EQ(out_[0].tokens, alone(prompt(5, 1), 0, 6)) << "waiting does not change the text";
+  EXPECT_EQ(out_[1].tokens, alone(prompt(60, 2), 1, 6));
+}
+
 TEST_F(SchedulerTest, APromptSharingAPrefixReusesItsWholeChunksAndKeepsItsText) {
   SchedulerOptions o = options();
   Scheduler s(model_, o, nullptr);
