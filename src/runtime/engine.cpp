@@ -315,8 +315,12 @@ uint64_t Engine::submit(GenerationRequest request, RequestCallbacks callbacks) {
   }
   r.on_done = [&d, cb = std::move(callbacks.on_done)](const runtime::ScheduledResult& res) {
     {
+      // Called on the loop thread inside a step: the metrics a caller reads once it has seen
+      // this completion must already count it (a client that gets its answer and then asks
+      // /metrics), so the snapshot is brought up to date here, not only after the step.
       const std::lock_guard lock(d.mu);
       --d.outstanding;
+      d.update_snapshot();
     }
     if (cb) cb(to_completion(res));
   };
