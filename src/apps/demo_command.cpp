@@ -185,7 +185,7 @@ int run_demo(const DemoOptions& o) {
   }  // the engine's thread has ended: everything its callbacks wrote is ours to read
   runner.finish();
 
-  run.rss_end = runtime::current_rss_bytes();
+  run.rss_end = runner.rss_at_end();
   // Flat memory is judged from the first decode iteration on (model and KV pool are in place).
   const size_t rss_first_iteration = runner.rss_after_first_iteration();
   run.rss_start = rss_first_iteration ? rss_first_iteration : rss_start;

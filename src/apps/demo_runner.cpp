@@ -154,14 +154,15 @@ void DemoRunner::run(Engine& engine) {
   }
   const EngineMetrics m = engine.metrics();
   run_.stats.preemptions = m.preemptions;
+  rss_at_end_ = runtime::current_rss_bytes();  // the model and the KV pool still in place
 }
 
 void DemoRunner::finish() {
-  // The engine has stopped: the last iteration's memory closes the series.
+  // The engine has stopped: the memory measured when the last user finished closes the series.
   const std::lock_guard lock(progress_mu_);
   prefill_progress_.reset();
   if (!run_.iterations.empty() && (run_.rss_samples.empty() || run_.rss_samples.back().iteration != run_.iterations.back().iteration)) {
-    run_.rss_samples.push_back({run_.iterations.back().iteration, since_first_iteration_.seconds(), runtime::current_rss_bytes()});
+    run_.rss_samples.push_back({run_.iterations.back().iteration, since_first_iteration_.seconds(), rss_at_end_});
   }
 }
 

@@ -53,8 +53,10 @@ class DemoRunner {
   // Once the engine is destroyed: closes the progress line and the RSS series.
   void finish();
 
-  // RSS when the first decode iteration ended (the model and the KV pool in place).
+  // RSS when the first decode iteration ended, and when the last user finished (the model and
+  // the KV pool in place both times).
   size_t rss_after_first_iteration() const { return rss_first_iteration_; }
+  size_t rss_at_end() const { return rss_at_end_; }
 
  private:
   struct UserState {
@@ -71,6 +73,7 @@ class DemoRunner {
   std::vector<UserState> state_;  // per user
   std::map<size_t, std::string> pending_;  // text since the last iteration line, per user
   size_t rss_first_iteration_ = 0;
+  size_t rss_at_end_ = 0;
   Timer since_first_iteration_;
   // A batch's prompts until its first decode iteration (a long prompt takes minutes).
   std::mutex progress_mu_;  // the step callback and the submitting thread both touch it

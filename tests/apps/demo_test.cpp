@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "model/checkpoint_writer.h"
@@ -96,6 +98,17 @@ TEST_F(DemoTest, StressRecyclesUsersWithFlatMemory) {
   // over 2,000 iterations stays within allocator noise (8 MiB).
   EXPECT_LT(s["rss_end_bytes"].get<double>() - s["rss_start_bytes"].get<double>(), 8.0 * (1 << 20));
   EXPECT_GT(s["tsu_last_10pct"].get<double>(), 0.0);
+  // The samples over the run (one every 64 iterations) stay within the same noise, and the last
+  // is the end figure: measured with the model and the pool still in place, not after teardown.
+  const json& samples = r["rss_samples"];
+  ASSERT_GE(samples.size(), 30u);
+  double lo = 1e300, hi = 0;
+  for (const json& x : samples) {
+    lo = std::min(lo, x["rss_bytes"].get<double>());
+    hi = std::max(hi, x["rss_bytes"].get<double>());
+  }
+  EXPECT_LT(hi - lo, 8.0 * (1 << 20));
+  EXPECT_EQ(samples.back()["rss_bytes"], s["rss_end_bytes"]);
 }
 
 TEST_F(DemoTest, ContinuousBatchingRefillsSlots) {
