@@ -76,8 +76,11 @@ std::string demo_script(const json& r, const PlotOptions& o) {
   std::string s = terminal(o.output, 2) + "\n";
   s += "set output " + quoted(o.output) + "\nset grid\nset key top right\n";
   s += "$tsu << EOD\n";
+  double top = 0.0;  // the y range holds the data and the whole target band
   for (const json& it : iterations) {
-    s += fmt::format("{} {}\n", number(it, "iteration", what), number(it, "tokens_per_s_per_user", what));
+    const double tsu = number(it, "tokens_per_s_per_user", what);
+    top = std::max(top, tsu);
+    s += fmt::format("{} {}\n", number(it, "iteration", what), tsu);
   }
   s += "EOD\n";
   s += "set multiplot layout 2,1 title " + quoted((stress ? "Stress test: " : "Demo: ") + title) + "\n";
@@ -91,10 +94,11 @@ std::string demo_script(const json& r, const PlotOptions& o) {
       s += fmt::format("set object 1 rect from graph 0, first {} to graph 1, first {} fc rgb '#c8e6c9' fs solid 0.6 noborder behind\n",
                        t->min_tsu, t->max_tsu);
       band = fmt::format(" (green: TSU target {:.1f}-{:.1f})", t->min_tsu, t->max_tsu);
+      top = std::max(top, t->max_tsu);
     }
   }
   s += "set title " + quoted("tokens/s/user per decode iteration" + (band.empty() ? std::string(" (no TSU target for this configuration)") : band)) + "\n";
-  s += "set xlabel 'decode iteration'\nset ylabel 'tokens/s/user'\nset yrange [0:*]\n";
+  s += fmt::format("set xlabel 'decode iteration'\nset ylabel 'tokens/s/user'\nset yrange [0:{}]\n", 1.08 * top);
   s += "plot $tsu using 1:2 with lines lw 1.5 lc rgb '#1565c0' title 'tokens/s/user'\n";
   s += "unset object 1\n";
 
@@ -108,18 +112,20 @@ std::string demo_script(const json& r, const PlotOptions& o) {
     }
     s += "EOD\n";
     s += "set title 'resident memory (RSS) over the run: flat means nothing leaks'\n";
-    s += "set xlabel 'decode iteration'\nset ylabel 'RSS (MiB)'\nset yrange [0:*]\n";
+    s += "set xlabel 'decode iteration'\nset ylabel 'RSS (MiB)'\nset yrange [0:*]\nset xrange [*:*]\n";
     s += "plot $rss using 1:2 with linespoints pt 7 ps 0.5 lc rgb '#c62828' title 'RSS'\n";
   } else {
     // Panel 2: time to first token per user.
     const json& users = field(r, "users", what);
     s += "$ttft << EOD\n";
+    s += fmt::format("# {} users\n", users.size());
     for (const json& u : users) {
       if (!u.value("error", std::string()).empty()) continue;
       s += fmt::format("{} {}\n", number(u, "user", what), number(u, "ttft_ms", what));
     }
     s += "EOD\n";
     s += "set title 'time to first token per user'\n";
+    s += fmt::format("set xrange [-1:{}]\n", users.size());
     s += "set xlabel 'user'\nset ylabel 'time to first token (ms)'\nset yrange [0:*]\nset style fill solid 0.7\n";
     s += "set boxwidth 0.7\nplot $ttft using 1:2 with boxes lc rgb '#ef6c00' title 'TTFT'\n";
   }
