@@ -30,7 +30,13 @@ CommandResult run_command(const std::string& command) {
   return result;
 }
 
-std::string cli() { return std::string("'") + LLAMA3_CLI + "'"; }
+std::string cli() { return shell_quote(LLAMA3_CLI); }
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
 
 TempDir::TempDir(const std::string& tag) {
   static std::atomic<int> counter{0};

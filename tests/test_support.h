@@ -17,6 +17,9 @@ CommandResult run_command(const std::string& command);
 // Path to the built `llama3` binary, quoted for the shell.
 std::string cli();
 
+// `s` as one word for /bin/sh (single quotes; a quote inside as '\'').
+std::string shell_quote(const std::string& s);
+
 // A fresh empty folder under the build tree, removed with the object.
 class TempDir {
  public:

@@ -56,14 +56,18 @@ class Tmux {
  public:
   Tmux(const std::string& name, const std::string& command) : socket_("llama3-test-" + name) {
     run_command(tmux("kill-server"));
-    const auto r = run_command(tmux("new-session -d -s chat -x 160 -y 50 " + quote(command + "; echo EXIT=$?; sleep 60")));
+    const auto r = run_command(tmux("new-session -d -s chat -x 160 -y 50 " + shell_quote(command + "; echo EXIT=$?; sleep 60")));
     EXPECT_EQ(r.exit_code, 0) << r.err;
   }
   ~Tmux() { run_command(tmux("kill-server")); }
 
   std::string screen() { return run_command(tmux("capture-pane -p -S -1000 -t chat")).out; }
   void keys(const std::string& keys) { run_command(tmux("send-keys -t chat " + keys)); }
-  void type(const std::string& text) { run_command(tmux("send-keys -t chat -l " + quote(text))); }
+  void type(const std::string& text) { run_command(tmux("send-keys -t chat -l " + shell_quote(text))); }
+  void line(const std::string& text) {
+    type(text);
+    keys("Enter");
+  }
   // Waits until `pred(screen)` holds; false after `seconds`.
   template <typename Pred>
   bool wait_for(Pred pred, double seconds = 60.0) {
@@ -85,11 +89,6 @@ class Tmux {
 
  private:
   std::string tmux(const std::string& args) const { return "tmux -L " + socket_ + " " + args; }
-  static std::string quote(const std::string& s) {
-    std::string q = "'";
-    for (char ch : s) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-    return q + "'";
-  }
   std::string socket_;
 };
 
@@ -101,11 +100,9 @@ TEST_F(ChatTest, InATerminal_TwoTurnsReuseTheCacheThenResetMultiLineAndStats) {
 
   // Two turns: the second prefills its own message (and the end of the first turn's last,
   // partial block) and takes the rest of the conversation from the cache.
-  t.type("Hello there");
-  t.keys("Enter");
+  t.line("Hello there");
   ASSERT_TRUE(t.wait_for_text("tokens/s]", 1)) << t.screen();
-  t.type("And again");
-  t.keys("Enter");
+  t.line("And again");
   ASSERT_TRUE(t.wait_for_text("tokens/s]", 2)) << t.screen();
   auto turns = turn_lines(t.screen());
   ASSERT_EQ(turns.size(), 2u) << t.screen();
@@ -115,27 +112,22 @@ TEST_F(ChatTest, InATerminal_TwoTurnsReuseTheCacheThenResetMultiLineAndStats) {
 
   // /reset, then a message over two lines.
   ASSERT_TRUE(t.wait_for_text(">>>", 3));
-  t.type("/reset");
-  t.keys("Enter");
+  t.line("/reset");
   ASSERT_TRUE(t.wait_for_text("[conversation reset]")) << t.screen();
-  t.type("first line\\");
-  t.keys("Enter");
+  t.line("first line\\");
   ASSERT_TRUE(t.wait_for_text("...")) << t.screen();
-  t.type("second line");
-  t.keys("Enter");
+  t.line("second line");
   ASSERT_TRUE(t.wait_for_text("tokens/s]", 3)) << t.screen();
 
   // /stats after the reset: one turn.
-  t.type("/stats");
-  t.keys("Enter");
+  t.line("/stats");
   ASSERT_TRUE(t.wait_for_text("[1 turns")) << t.screen();
 }
 
 TEST_F(ChatTest, InATerminal_CtrlCStopsALongReplyAndTheChatGoesOn) {
   Tmux t("interrupt", chat_command("--max_seq_len 32768 --max_tokens 30000"));
   ASSERT_TRUE(t.wait_for_text(">>>")) << t.screen();
-  t.type("Tell me a very long story");
-  t.keys("Enter");
+  t.line("Tell me a very long story");
   // The reply has started when the line after the prompt has text.
   ASSERT_TRUE(t.wait_for([](const std::string& s) {
     const size_t at = s.find("Tell me a very long story\n");
@@ -151,8 +143,7 @@ TEST_F(ChatTest, InATerminal_CtrlCStopsALongReplyAndTheChatGoesOn) {
   // Ctrl-C at the prompt drops the line typed so far; the chat goes on.
   t.type("never sent");
   t.keys("C-c");
-  t.type("/stats");
-  t.keys("Enter");
+  t.line("/stats");
   ASSERT_TRUE(t.wait_for_text("[1 turns")) << t.screen();
   t.keys("C-d");
   ASSERT_TRUE(t.wait_for_text("EXIT=0")) << t.screen();
@@ -163,14 +154,11 @@ TEST_F(ChatTest, InATerminal_AMessageTooLongForTheContextIsRefusedAndTheChatGoes
   ASSERT_TRUE(t.wait_for_text(">>>")) << t.screen();
   std::string long_message;
   for (int i = 0; i < 40; ++i) long_message += "word" + std::to_string(i) + " ";
-  t.type(long_message);
-  t.keys("Enter");
+  t.line(long_message);
   ASSERT_TRUE(t.wait_for_text("does not fit the context of 64 tokens")) << t.screen();
-  t.type("Hi");
-  t.keys("Enter");
+  t.line("Hi");
   ASSERT_TRUE(t.wait_for_text("tokens/s]")) << t.screen();
-  t.type("/exit");
-  t.keys("Enter");
+  t.line("/exit");
   ASSERT_TRUE(t.wait_for_text("EXIT=0")) << t.screen();
 }
 

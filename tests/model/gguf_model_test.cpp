@@ -41,9 +41,9 @@ const fs::path kTokenizer = LLAMA3_DEFAULT_TOKENIZER;
 // tokenizer embedded.
 fs::path convert(const fs::path& model, const std::string& type, const fs::path& out) {
   const CommandResult r =
-      run_command(cli() + " convert --model_dir " + detail::shell_quote(model.string()) + " --to gguf " +
-                  detail::shell_quote(out.string()) + " --type " + type + " --tokenizer " +
-                  detail::shell_quote(kTokenizer.string()));
+      run_command(cli() + " convert --model_dir " + shell_quote(model.string()) + " --to gguf " +
+                  shell_quote(out.string()) + " --type " + type + " --tokenizer " +
+                  shell_quote(kTokenizer.string()));
   if (r.exit_code != 0) throw std::runtime_error("llama3 convert --type " + type + " failed:\n" + r.err);
   return out;
 }
@@ -155,9 +155,9 @@ TEST(GgufConvertOther, IndependentParserReadsTheWholeModelFile) {
   for (const char* type : {"bf16", "q4_0"}) {
     SCOPED_TRACE(type);
     const fs::path file = convert(real_vocab_model().folder("hf"), type, tmp / (std::string(type) + ".gguf"));
-    const CommandResult r = run_command("node " + detail::shell_quote(std::string(LLAMA3_SOURCE_DIR) + "/tests/io/gguf_dump.cjs") +
-                                        " " + detail::shell_quote(modules.string()) + " " +
-                                        detail::shell_quote(file.string()));
+    const CommandResult r = run_command("node " + shell_quote(std::string(LLAMA3_SOURCE_DIR) + "/tests/io/gguf_dump.cjs") +
+                                        " " + shell_quote(modules.string()) + " " +
+                                        shell_quote(file.string()));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const json theirs = json::parse(r.out);
     const json ours = io::testing::reader_dump(io::GgufFile(file));
@@ -189,9 +189,9 @@ TEST(GgufConvertOther, TokenizerInTheFileEncodesAsTokenizerJson) {
   const std::vector<std::string> flags = {"", "--bos --eos", "--allow-special", "--chat --system 'Be brief.'"};
   for (const std::string& text : texts) {
     for (const std::string& f : flags) {
-      const std::string args = " --text " + detail::shell_quote(text) + " " + f;
-      const CommandResult from_gguf = run_command(cli() + " tokenize --model " + detail::shell_quote(file.string()) + args);
-      const CommandResult from_json = run_command(cli() + " tokenize --tokenizer " + detail::shell_quote(kTokenizer.string()) + args);
+      const std::string args = " --text " + shell_quote(text) + " " + f;
+      const CommandResult from_gguf = run_command(cli() + " tokenize --model " + shell_quote(file.string()) + args);
+      const CommandResult from_json = run_command(cli() + " tokenize --tokenizer " + shell_quote(kTokenizer.string()) + args);
       ASSERT_EQ(from_gguf.exit_code, 0) << from_gguf.err;
       ASSERT_EQ(from_json.exit_code, 0) << from_json.err;
       EXPECT_EQ(from_gguf.out, from_json.out) << text << " " << f;
@@ -205,7 +205,7 @@ TEST(GgufConvertOther, TokenizerInTheFileEncodesAsTokenizerJson) {
 // ---------------------------------------------------------------------------------------------
 
 void expect_one_line_error(const fs::path& model, const std::string& needle) {
-  const CommandResult r = run_command(cli() + " generate --model_dir " + detail::shell_quote(model.string()) +
+  const CommandResult r = run_command(cli() + " generate --model_dir " + shell_quote(model.string()) +
                                       " --tokens 1,2,3 --max_generated_tokens 1");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_LT(r.exit_code, 128) << "crashed: " << r.err;
@@ -226,7 +226,7 @@ class GgufBadModel : public ::testing::Test {
 };
 
 TEST_F(GgufBadModel, TheUndamagedCopyRuns) {
-  const CommandResult r = run_command(cli() + " generate --model_dir " + detail::shell_quote(damaged({}).string()) +
+  const CommandResult r = run_command(cli() + " generate --model_dir " + shell_quote(damaged({}).string()) +
                                       " --tokens 1,2,3 --max_generated_tokens 1");
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }

@@ -69,17 +69,17 @@ constexpr double kConversionRmsTol = 1e-2;
 // Runs the ctypes driver; returns its JSON.
 json peer(const std::string& args) {
   const CommandResult r = run_command(std::string(LLAMA3_PYTHON) + " " +
-                                      detail::shell_quote(std::string(LLAMA3_SOURCE_DIR) + "/bench/peer/llamacpp_ctypes.py") +
-                                      " --lib-dir " + detail::shell_quote(kPeerLibs.string()) + " " + args);
+                                      shell_quote(std::string(LLAMA3_SOURCE_DIR) + "/bench/peer/llamacpp_ctypes.py") +
+                                      " --lib-dir " + shell_quote(kPeerLibs.string()) + " " + args);
   if (r.exit_code != 0) throw std::runtime_error("llamacpp_ctypes.py " + args + " failed:\n" + r.err);
   return json::parse(r.out);
 }
 
 fs::path convert(const std::string& type, const fs::path& out) {
   const CommandResult r = run_command(cli() + " convert --model_dir " +
-                                      detail::shell_quote(real_vocab_model().folder("hf").string()) + " --to gguf " +
-                                      detail::shell_quote(out.string()) + " --type " + type + " --tokenizer " +
-                                      detail::shell_quote(kTokenizer.string()));
+                                      shell_quote(real_vocab_model().folder("hf").string()) + " --to gguf " +
+                                      shell_quote(out.string()) + " --type " + type + " --tokenizer " +
+                                      shell_quote(kTokenizer.string()));
   if (r.exit_code != 0) throw std::runtime_error("llama3 convert failed:\n" + r.err);
   return out;
 }
@@ -87,8 +87,8 @@ fs::path convert(const std::string& type, const fs::path& out) {
 // The first `n` tokens of a real text, as our tokenizer encodes it with BOS (from the file).
 std::vector<int32_t> text_tokens(const fs::path& model, size_t n) {
   const std::string text = read_text(fs::path(LLAMA3_SOURCE_DIR) / "demo/texts/chronicle_4k.txt").substr(0, 8 * n);
-  const CommandResult r = run_command(cli() + " tokenize --bos --model " + detail::shell_quote(model.string()) +
-                                      " --text " + detail::shell_quote(text));
+  const CommandResult r = run_command(cli() + " tokenize --bos --model " + shell_quote(model.string()) +
+                                      " --text " + shell_quote(text));
   if (r.exit_code != 0) throw std::runtime_error("llama3 tokenize failed:\n" + r.err);
   std::vector<int32_t> ids = json::parse(r.out).get<std::vector<int32_t>>();
   if (ids.size() < n) throw std::runtime_error("the text is too short");
@@ -103,8 +103,8 @@ std::vector<float> peer_logits(const fs::path& model, const std::vector<std::vec
                                const fs::path& out) {
   std::string tokens;
   for (const auto& s : seqs) tokens += " --tokens " + csv(s);
-  peer("logits " + detail::shell_quote(model.string()) + " --kv f32" + tokens + " --out " +
-       detail::shell_quote(out.string()));
+  peer("logits " + shell_quote(model.string()) + " --kv f32" + tokens + " --out " +
+       shell_quote(out.string()));
   std::ifstream in(out, std::ios::binary);
   std::vector<float> v(static_cast<size_t>(fs::file_size(out)) / 4);
   in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * 4));
@@ -184,10 +184,10 @@ TEST_P(PeerOnOurFiles, LlamaCppLoadsItAndGreedyTokensEqualOurs) {
   const fs::path file = convert(type, tmp / (type + ".gguf"));
 
   const std::string text = read_text(fs::path(LLAMA3_SOURCE_DIR) / "demo/texts/chronicle_4k.txt").substr(0, 300);
-  const auto theirs_ids = peer("tokenize " + detail::shell_quote(file.string()) + " --special --text " +
-                               detail::shell_quote(text))["tokens"].get<std::vector<int32_t>>();
-  const CommandResult ours_ids = run_command(cli() + " tokenize --bos --model " + detail::shell_quote(file.string()) +
-                                             " --text " + detail::shell_quote(text));
+  const auto theirs_ids = peer("tokenize " + shell_quote(file.string()) + " --special --text " +
+                               shell_quote(text))["tokens"].get<std::vector<int32_t>>();
+  const CommandResult ours_ids = run_command(cli() + " tokenize --bos --model " + shell_quote(file.string()) +
+                                             " --text " + shell_quote(text));
   EXPECT_EQ(theirs_ids, json::parse(ours_ids.out).get<std::vector<int32_t>>()) << "tokenizers differ";
 
   constexpr int kSteps = 8;
@@ -198,7 +198,7 @@ TEST_P(PeerOnOurFiles, LlamaCppLoadsItAndGreedyTokensEqualOurs) {
     prompts.emplace_back(text_ids.begin(), text_ids.begin() + static_cast<long>(n));
     args += " --tokens " + csv(prompts.back());
   }
-  const json theirs = peer("greedy " + detail::shell_quote(file.string()) + " --kv f32 --n " + std::to_string(kSteps) + args);
+  const json theirs = peer("greedy " + shell_quote(file.string()) + " --kv f32 --n " + std::to_string(kSteps) + args);
   std::vector<std::vector<int32_t>> seqs;  // prompt + llama.cpp's continuation
   for (size_t k = 0; k < prompts.size(); ++k) {
     seqs.push_back(prompts[k]);
@@ -209,7 +209,7 @@ TEST_P(PeerOnOurFiles, LlamaCppLoadsItAndGreedyTokensEqualOurs) {
   size_t checked = 0, first_row = 0;
   for (size_t k = 0; k < prompts.size(); ++k) {
     SCOPED_TRACE("prompt of " + std::to_string(prompts[k].size()));
-    const CommandResult r = run_command(cli() + " generate --model_dir " + detail::shell_quote(file.string()) +
+    const CommandResult r = run_command(cli() + " generate --model_dir " + shell_quote(file.string()) +
                                         " --kv_cache f32 --max_generated_tokens " + std::to_string(kSteps) +
                                         " --tokens " + csv(prompts[k]));
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -241,7 +241,7 @@ TEST(PeerQuantizer, LlamaCppsQ8_0IsOursByteForByte) {
   SKIP_WITHOUT_PEER();
   TempDir tmp("peer-q8");
   const fs::path bf16 = convert("bf16", tmp / "bf16.gguf");
-  peer("quantize " + detail::shell_quote(bf16.string()) + " " + detail::shell_quote((tmp / "theirs.gguf").string()) +
+  peer("quantize " + shell_quote(bf16.string()) + " " + shell_quote((tmp / "theirs.gguf").string()) +
        " --type Q8_0");
   const io::GgufFile theirs(tmp / "theirs.gguf");
   const io::GgufFile ours(convert("q8_0", tmp / "ours.gguf"));
@@ -305,7 +305,7 @@ TEST_P(PeerKQuants, EngineAgreesWithLlamaCppOnItsFile) {
   TempDir tmp("peer-kquant");
   const fs::path bf16 = convert("bf16", tmp / "bf16.gguf");
   const fs::path file = tmp / (type + ".gguf");
-  peer("quantize " + detail::shell_quote(bf16.string()) + " " + detail::shell_quote(file.string()) + " --type " + type);
+  peer("quantize " + shell_quote(bf16.string()) + " " + shell_quote(file.string()) + " --type " + type);
   const std::vector<std::vector<int32_t>> tokens = {text_tokens(file, 128)};
   const std::vector<float> theirs = peer_logits(file, tokens, tmp / "l.f32");
   const auto rows = compare_rows(engine_logits(file, tokens), theirs, 128256);

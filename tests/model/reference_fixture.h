@@ -64,12 +64,6 @@ struct EngineRun {
 
 namespace detail {
 
-inline std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 inline const fs::path& reference_dir() {
   static const fs::path dir = fs::path(LLAMA3_SOURCE_DIR) / "tests" / "reference";
   return dir;
@@ -205,13 +199,13 @@ inline EngineRun run_engine(const fs::path& model_dir, const std::vector<int32_t
                             const std::string& dir_variable = "") {
   TempDir tmp("engine-run");
   const fs::path logits_file = tmp / "logits.json";
-  const std::string dir = detail::shell_quote(model_dir.string());
+  const std::string dir = shell_quote(model_dir.string());
   const std::string env =
       dir_variable.empty() ? "" : "env -u LLAMA_DIR -u HF_MODEL " + dir_variable + "=" + dir + " ";
   const std::string cmd = env + cli() + " generate" + (dir_variable.empty() ? " --model_dir " + dir : "") +
-                          " --tokens " + detail::shell_quote(join_tokens(tokens)) +
+                          " --tokens " + shell_quote(join_tokens(tokens)) +
                           " --max_generated_tokens " + std::to_string(max_generated) +
-                          " --logits_out " + detail::shell_quote(logits_file.string()) +
+                          " --logits_out " + shell_quote(logits_file.string()) +
                           (logits_all ? " --logits_all true" : "") +
                           (extra_flags.find("--optimizations") == std::string::npos ? " --optimizations bf16 " : " ") +
                           extra_flags;

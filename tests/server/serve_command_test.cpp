@@ -15,6 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using llama3::testing::run_command;
+using llama3::testing::shell_quote;
 
 const std::vector<std::string> kTinyModel = {"--layers", "1", "--weights", "random", "--max_seq_len", "512",
                                              "--max_batch", "4", "--port", "0"};
@@ -23,12 +24,6 @@ std::vector<std::string> args(std::vector<std::string> extra) {
   std::vector<std::string> all = kTinyModel;
   all.insert(all.end(), extra.begin(), extra.end());
   return all;
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
 }
 
 TEST(ServeCommand, OpenAiJavaScriptClient) {
