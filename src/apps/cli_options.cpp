@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "model/model_config.h"
+#include "runtime/model_spec.h"
 
 namespace llama3::apps {
 
@@ -34,20 +35,7 @@ void ModelOptions::add_to(CLI::App& app) {
       ->capture_default_str();
 }
 
-model::ModelRequest ModelOptions::request() const {
-  model::ModelRequest r;
-  r.preset = model;
-  r.weights = weights;
-  r.layers = layers;
-  r.model_dir = model_dir;
-  r.seed = seed;
-  r.optimizations = optimizations;
-  r.precision = precision;
-  r.kv_cache = kv_cache;
-  r.weight_cache = weight_cache == "on";
-  r.mesh = mesh;
-  return r;
-}
+model::ModelRequest ModelOptions::request() const { return runtime::model_request(spec(std::nullopt)); }
 
 ModelSpec ModelOptions::spec(const std::optional<std::string>& tokenizer) const {
   ModelSpec s;

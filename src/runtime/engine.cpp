@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "model/model_factory.h"
 #include "runtime/kv_pool_plan.h"
+#include "runtime/model_spec.h"
 #include "runtime/rss.h"
 #include "runtime/sampler.h"
 #include "runtime/scheduler.h"
@@ -28,21 +29,6 @@ constexpr int kMaxTopLogprobs = 20;
 
 [[noreturn]] void invalid(const std::string& message) {
   throw EngineError(EngineError::Kind::invalid_request, message);
-}
-
-model::ModelRequest model_request(const ModelSpec& m) {
-  model::ModelRequest r;
-  r.preset = m.preset;
-  r.weights = m.weights;
-  r.layers = m.layers;
-  r.model_dir = m.model_dir;
-  r.seed = m.seed;
-  r.optimizations = m.optimizations;
-  r.precision = m.precision;
-  r.kv_cache = m.kv_cache;
-  r.weight_cache = m.weight_cache;
-  r.mesh = m.mesh;
-  return r;
 }
 
 Completion to_completion(const runtime::ScheduledResult& r) {
@@ -139,7 +125,7 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
     check(options.max_queue >= 0, "max_queue must not be negative");
     check(options.block_size >= 1 && options.prefill_chunk >= 1, "block size and prefill chunk must be positive");
     check(options.position_offset >= 0, "position_offset must not be negative");
-    const model::ModelRequest request = model_request(options.model);
+    const model::ModelRequest request = runtime::model_request(options.model);
     // Sized (or refused) before anything is loaded, as the demo does.
     const model::ModelPlan plan = model::plan_model(request);
     check(options.max_seq_len >= 2 && options.position_offset + options.max_seq_len <= plan.config.max_seq_len,
