@@ -51,18 +51,13 @@ void ChatSession::reset() {
     const std::vector<int32_t> sys = turn_tokens("system", *system_, false);
     tokens_.insert(tokens_.end(), sys.begin(), sys.end());
   }
+  head_size_ = tokens_.size();
 }
 
 void ChatSession::drop_oldest_exchange() {
   messages_.erase(messages_.begin(), messages_.begin() + 2);
   segments_.erase(segments_.begin(), segments_.begin() + 2);
-  const std::vector<std::vector<int32_t>> kept = std::move(segments_);
-  const std::vector<ChatMessage> kept_messages = std::move(messages_);
-  const std::vector<TurnResult> kept_results = std::move(results_);
-  reset();
-  messages_ = kept_messages;
-  segments_ = kept;
-  results_ = kept_results;
+  tokens_.resize(head_size_);
   for (const auto& seg : segments_) tokens_.insert(tokens_.end(), seg.begin(), seg.end());
 }
 

@@ -69,6 +69,7 @@ class ChatSession {
   std::vector<ChatMessage> messages_;           // user, assistant, user, assistant, ...
   std::vector<std::vector<int32_t>> segments_;  // each message's ids (the assistant's as generated)
   std::vector<int32_t> tokens_;                 // BOS + system + every segment
+  size_t head_size_ = 1;                        // BOS + system: what every conversation starts with
   std::vector<TurnResult> results_;
   uint64_t turn_counter_ = 0;
 };
