@@ -69,6 +69,10 @@ struct EngineOptions {
   std::optional<double> kv_memory_gb;  // KV pool size; default: what fits beside the weights with a margin
   std::optional<int64_t> kv_blocks;    // exact number of KV blocks (tests); overrides kv_memory_gb
   int64_t block_size = 32;
+  // Plan against this many GiB instead of what the machine has (MemAvailable, lowered to the
+  // cgroup's limit): the weights, the KV pool, the activations and the runtime must fit, or the
+  // constructor refuses before loading anything.
+  std::optional<double> memory_limit_gb;
   // RoPE position of every prompt's first token (the original demo's start_pos): prompts run as
   // if that many tokens preceded them. 0 for normal use.
   int64_t position_offset = 0;
@@ -188,8 +192,20 @@ struct ModelInfo {
   std::string weight_cache;      // what the weight cache did (built, used, off, ...)
 };
 
+// The memory an engine with these options would need, against what is available
+// (Engine::plan_memory): nothing is loaded.
+struct MemoryPlanReport {
+  std::string text;    // the plan, a few lines: each part, the total, the memory available, the verdict
+  bool fits = true;
+  std::string error;   // !fits: the one-line error the constructor would throw
+};
+
 class Engine {
  public:
+  // What the constructor would allocate, found from the model's config alone. Throws EngineError
+  // on options the constructor would refuse for other reasons.
+  static MemoryPlanReport plan_memory(const EngineOptions& options);
+
   // Loads the model and starts the scheduler thread. Throws EngineError on bad options or a
   // model that cannot be loaded.
   explicit Engine(const EngineOptions& options);

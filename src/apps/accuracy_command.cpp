@@ -104,6 +104,24 @@ int run_accuracy(const AccuracyOptions& o) {
         ids.size(), o.tokens, o.tokens + 1);
   ids.resize(static_cast<size_t>(o.tokens + 1));  // positions 0..tokens-1 predict tokens 1..tokens
   const std::span<const int32_t> input(ids.data(), static_cast<size_t>(o.tokens));
+  // The heaviest model loaded (the bf16 reference unless only KV caches are compared), with every
+  // position's reference log-probabilities kept beside it.
+  ModelOptions ref_options = o.model;
+  if (!o.reference_kv_cache) {
+    ref_options.optimizations = "bf16";
+    ref_options.precision.reset();
+  }
+  const bool go_on = ref_options.settle_memory([&](const model::ModelPlan& plan) {
+    runtime::RunShape shape;
+    shape.step_tokens = std::min<int64_t>(o.tokens, kChunk);
+    shape.logit_rows = shape.step_tokens;
+    shape.kv_bytes = 2 * model::KvCache::bytes_for(plan.config, (o.tokens + o.decode_steps) / 32 + 1, 32,
+                                                   kernels::KvDType::F32);
+    shape.kept_bytes = static_cast<size_t>(o.tokens * plan.config.vocab_size) * sizeof(float);
+    shape.kept_what = "reference log-probabilities";
+    return shape;
+  });
+  if (!go_on) return 0;
 
   if (o.reference_kv_cache) {
     const auto ref_kv = kernels::kv_dtype_from_name(*o.reference_kv_cache);
@@ -131,10 +149,7 @@ int run_accuracy(const AccuracyOptions& o) {
     return 0;
   }
 
-  // The reference: the same weights in bf16.
-  ModelOptions ref_options = o.model;
-  ref_options.optimizations = "bf16";
-  ref_options.precision.reset();
+  // The reference: the same weights in bf16 (ref_options above).
   std::vector<runtime::ReferencePosition> reference(static_cast<size_t>(o.tokens));
   nlohmann::json rows = nlohmann::json::array();
   std::string model_name, weights;

@@ -79,6 +79,18 @@ int run_bench(const BenchOptions& o) {
   for (int32_t b : batches) check(b >= 1 && b <= 32, "--batch_sizes: {} is not in 1..32", b);
   check(o.reps >= 1, "--reps must be positive");
 
+  const int64_t max_batch = *std::max_element(batches.begin(), batches.end());
+  const bool go_on = o.model.settle_memory([&](const model::ModelPlan& plan) {
+    // The largest of the runs below: a batch at --context plus its steps, or the prefill.
+    runtime::RunShape shape;
+    shape.batch = max_batch;
+    shape.step_tokens = std::max<int64_t>(o.prefill, max_batch);
+    shape.logit_rows = max_batch;
+    const int64_t positions = std::max(max_batch * (o.context + o.steps + 1), o.prefill);
+    shape.kv_bytes = model::KvCache::bytes_for(plan.config, positions / 32 + max_batch, 32, plan.precision.kv_cache);
+    return shape;
+  });
+  if (!go_on) return 0;
   Limits limits = measure_limits(o.hygiene);
   const model::OpenedModel opened = model::open_model(o.model.request());
   model::LlamaModel& m = *opened.model;

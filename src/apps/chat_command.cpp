@@ -152,6 +152,7 @@ int run_chat(const ChatOptions& o) {
   eo.max_queue = 0;
   eo.max_seq_len = o.max_seq_len;
   eo.kv_memory_gb = o.kv_memory;
+  if (!o.model.settle_memory(eo)) return 0;
   Engine engine(eo);
   const ModelInfo& info = engine.model_info();
   ChatSession chat(engine, o.system, {sp.temperature, sp.top_p, sp.top_k, sp.seed}, o.max_tokens);

@@ -1,5 +1,7 @@
 #include "apps/cli_options.h"
 
+#include <fmt/core.h>
+
 #include <charconv>
 
 #include "core/error.h"
@@ -33,6 +35,30 @@ void ModelOptions::add_to(CLI::App& app) {
   app.add_option("--weight_cache", weight_cache, "on: convert once, then map the cache | off")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  app.add_option("--memory_limit", memory_limit,
+                 "GiB the run may use (default: MemAvailable, lowered to the cgroup's limit); a run whose "
+                 "memory plan exceeds it is refused before loading")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--dry_run", dry_run, "print the memory plan (weights, KV cache, activations) and load nothing");
+}
+
+bool ModelOptions::settle_memory(EngineOptions& engine) const {
+  engine.memory_limit_gb = memory_limit;
+  if (!dry_run) return true;  // the engine checks its plan itself
+  const MemoryPlanReport report = Engine::plan_memory(engine);
+  fmt::print("{}", report.text);
+  check(report.fits, "{}", report.error);
+  return false;
+}
+
+bool ModelOptions::settle_memory(const std::function<runtime::RunShape(const model::ModelPlan&)>& shape) const {
+  const model::ModelRequest r = request();
+  const model::ModelPlan plan = model::plan_model(r);
+  const runtime::MemoryPlan memory =
+      runtime::plan_memory(r, plan, shape(plan), runtime::detect_memory_limit(memory_limit));
+  if (dry_run) fmt::print("{}", runtime::describe(memory));
+  runtime::require_fits(memory);
+  return !dry_run;
 }
 
 model::ModelRequest ModelOptions::request() const { return runtime::model_request(spec(std::nullopt)); }

@@ -2,12 +2,14 @@
 // Options shared by the commands that run a model, and their translation to a ModelRequest.
 #include <CLI/CLI.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "llama3/engine.h"
 #include "model/model_factory.h"
+#include "runtime/memory_plan.h"
 
 namespace llama3::apps {
 
@@ -23,12 +25,21 @@ struct ModelOptions {
   std::optional<std::string> precision;
   std::string weight_cache = "on";
   std::string mesh = "N150";  // the weight cache's folder (the demo's --FAKE_DEVICE)
+  std::optional<double> memory_limit;  // GiB to plan against instead of what the machine has
+  bool dry_run = false;                // print the memory plan, load nothing
 
   void add_to(CLI::App& app);
   model::ModelRequest request() const;
   // The same options as the engine API takes them.
   ModelSpec spec(const std::optional<std::string>& tokenizer) const;
   void apply_threads() const;
+
+  // The memory plan, before anything is loaded. Commands on the engine: sets the engine's limit
+  // and, with --dry_run, prints the engine's plan. Others: `shape` says what the command
+  // allocates beside the weights; a plan that does not fit is refused here. Both return false
+  // after a dry run (the command stops) and throw the plan's one-line error when it does not fit.
+  bool settle_memory(EngineOptions& engine) const;
+  bool settle_memory(const std::function<runtime::RunShape(const model::ModelPlan&)>& shape) const;
 };
 
 // "1,2,3" or "[1, 2, 3]" -> ids; throws naming the bad item.

@@ -59,6 +59,8 @@ int run_convert(const ConvertOptions& o) {
         "convert writes the weights as loaded; choose the output's format with --type, not --optimizations/--precision");
   options.optimizations = "native";
   options.weight_cache = "off";
+  // The weights and the writer's buffers (one tensor at a time).
+  if (!options.settle_memory([](const model::ModelPlan&) { return runtime::RunShape{}; })) return 0;
   const model::OpenedModel opened = model::open_model(options.request());
   const model::ModelConfig& c = opened.model->config();
   const Timer timer;

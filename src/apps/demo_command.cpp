@@ -75,7 +75,7 @@ int run_demo(const DemoOptions& o) {
   if (o.page_params) parse_page_params(*o.page_params, kv);
   kv.kv_memory_gib = o.kv_memory;
   kv.weight_bytes = plan.weight_bytes;
-  kv.available_bytes = runtime::available_memory_bytes();
+  kv.available_bytes = runtime::detect_memory_limit(o.model.memory_limit).bytes;
   const runtime::KvPoolPlan pool = runtime::plan_kv_pool(plan.config, kv);
   if (o.paged_attention) {
     fmt::print("KV cache: {} blocks of {} positions, {:.3f} GiB of {} ({}); one user at --max_seq_len {} takes "
@@ -106,6 +106,7 @@ int run_demo(const DemoOptions& o) {
   eo.kv_blocks = o.paged_attention ? pool.num_blocks : o.batch_size;
   eo.position_offset = o.start_pos;
   eo.check_finite = o.stress_test;
+  if (!model_options.settle_memory(eo)) return 0;
   DemoRun run;
   DemoSchedule schedule;
   schedule.batch_size = o.batch_size;

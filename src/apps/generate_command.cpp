@@ -53,6 +53,21 @@ int run_generate(const GenerateOptions& o) {
   std::optional<tokenizer::Tokenizer> tok;
   const std::vector<int32_t> prompt = prompt_tokens(o, tok);
   check(!prompt.empty(), "the prompt is empty");
+  constexpr int64_t kBlock = 32;
+  const auto n_prompt = static_cast<int64_t>(prompt.size());
+  const bool go_on = o.model.settle_memory([&](const model::ModelPlan& plan) {
+    runtime::RunShape shape;
+    shape.step_tokens = std::min(n_prompt, o.prefill_chunk);
+    shape.logit_rows = o.logits_all ? shape.step_tokens : 1;
+    const int64_t blocks = (n_prompt + o.max_generated_tokens + kBlock - 1) / kBlock;
+    shape.kv_bytes = model::KvCache::bytes_for(plan.config, blocks, kBlock, plan.precision.kv_cache);
+    if (o.logits_all) {
+      shape.kept_bytes = static_cast<size_t>(n_prompt * plan.config.vocab_size) * sizeof(float);
+      shape.kept_what = "logits of every prompt position (--logits_all)";
+    }
+    return shape;
+  });
+  if (!go_on) return 0;
   model::OpenedModel opened = model::open_model(o.model.request());
   model::LlamaModel& m = *opened.model;
   const model::ModelConfig& c = m.config();
@@ -63,7 +78,6 @@ int run_generate(const GenerateOptions& o) {
   check(total <= c.max_seq_len, "prompt ({}) + max_generated_tokens ({}) exceeds the context of {} tokens",
         prompt.size(), o.max_generated_tokens, c.max_seq_len);
 
-  constexpr int64_t kBlock = 32;
   model::KvCache cache(c, (total + kBlock - 1) / kBlock, kBlock,
                        opened.precision.kv_cache);
   std::vector<int32_t> table(static_cast<size_t>(cache.num_blocks()));

@@ -45,6 +45,7 @@ int run_serve(const ServeOptions& o) {
   EngineOptions eo = o.engine;
   eo.model = o.model.spec(o.tokenizer);
   eo.prefix_caching = !o.no_prefix_caching;
+  if (!o.model.settle_memory(eo)) return 0;
   Engine engine(eo);
   const ModelInfo& info = engine.model_info();
 

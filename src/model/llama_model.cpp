@@ -43,6 +43,16 @@ LlamaModel::LlamaModel(ModelConfig config, ModelWeights weights)
         "model has {} layers of weights but the config says {}", weights_.layers.size(), config_.n_layers);
 }
 
+size_t LlamaModel::activation_bytes(const ModelConfig& c, int64_t tokens, int64_t logit_rows) {
+  const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+  // x, xn, q, k, v, attn, out, h1, h3, cos, sin (ensure() calls below), as floats.
+  const int64_t floats = tokens * (3 * c.dim + 2 * q_dim + 2 * kv_dim + 2 * c.ffn_dim + c.head_dim);
+  // int8 values with a scale and sum per 32 (activation_quant.h), at the widest input (ffn_dim).
+  const int64_t quantized = tokens * (c.ffn_dim + c.ffn_dim / 32 * 8);
+  const int64_t logits = logit_rows * c.vocab_size * 4;
+  return static_cast<size_t>(floats * 4 + quantized + logits);
+}
+
 void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::vector<float>& logits) {
   const ModelConfig& c = config_;
   // Flatten the batch into tokens with their positions.

@@ -37,6 +37,11 @@ class LlamaModel {
   // Throws llama3::Error on a token id outside the vocabulary or a short block table.
   void forward(std::span<const BatchItem> batch, KvCache& cache, std::vector<float>& logits);
 
+  // The memory of one forward pass over `tokens` tokens that returns `logit_rows` rows: the
+  // scratch below at that size, the quantized activations and the logits (the memory plan's
+  // figure; kept beside the code that allocates so the two change together).
+  static size_t activation_bytes(const ModelConfig& c, int64_t tokens, int64_t logit_rows);
+
  private:
   void attention_layer(int64_t layer, std::span<const BatchItem> batch, KvCache& cache);
   void ffn_layer(int64_t layer);

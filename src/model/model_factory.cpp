@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "kernels/quant_pack.h"
 #include "model/checkpoint_loader.h"
 #include "model/matrix_convert.h"
 #include "model/model_source.h"
@@ -65,27 +66,24 @@ PrecisionMap requested_precision(const ModelRequest& r, bool gguf_source) {
 
 namespace {
 
-double bytes_per_weight(const MatrixPrecision& p) {
-  if (p.native) return 2.0;
-  switch (p.format) {
-    case kernels::WeightFormat::BF16: return 2.0;
-    case kernels::WeightFormat::Q8_0: return 34.0 / 32.0;
-    case kernels::WeightFormat::Q4_0: return 18.0 / 32.0;
-  }
-  return 2.0;
-}
-
-size_t estimated_weight_bytes(const ModelConfig& c, const PrecisionMap& p) {
-  const double dim = static_cast<double>(c.dim), q = static_cast<double>(c.n_heads * c.head_dim);
-  const double kv = static_cast<double>(c.n_kv_heads * c.head_dim), ffn = static_cast<double>(c.ffn_dim);
-  const double layer = dim * (q + 2 * kv) * bytes_per_weight(p.wqkv) + q * dim * bytes_per_weight(p.wo) +
-                       2 * dim * ffn * bytes_per_weight(p.ff1_3) + ffn * dim * bytes_per_weight(p.ff2);
-  const double head = static_cast<double>(c.vocab_size) * dim * bytes_per_weight(p.lm_head);
-  const double embedding = c.tied_embeddings ? 0.0 : static_cast<double>(c.vocab_size) * dim * 2.0;
-  return static_cast<size_t>(static_cast<double>(c.n_layers) * layer + head + embedding);
+// A matrix's bytes in its format (packed blocks as the kernels lay them out); "native" counted
+// as bf16 (a GGUF's own blocks are no larger).
+size_t matrix_bytes(const MatrixPrecision& p, int64_t rows, int64_t cols) {
+  if (p.native || p.format == kernels::WeightFormat::BF16) return static_cast<size_t>(rows * cols) * 2;
+  return kernels::packed_bytes(p.format, rows, cols);
 }
 
 }  // namespace
+
+size_t estimated_weight_bytes(const ModelConfig& c, const PrecisionMap& p) {
+  const int64_t q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
+  const size_t layer = matrix_bytes(p.wqkv, q, c.dim) + 2 * matrix_bytes(p.wqkv, kv, c.dim) +
+                       matrix_bytes(p.wo, c.dim, q) + 2 * matrix_bytes(p.ff1_3, c.ffn_dim, c.dim) +
+                       matrix_bytes(p.ff2, c.dim, c.ffn_dim);
+  const size_t head = matrix_bytes(p.lm_head, c.vocab_size, c.dim);
+  const size_t embedding = c.tied_embeddings ? 0 : static_cast<size_t>(c.vocab_size * c.dim) * 2;
+  return static_cast<size_t>(c.n_layers) * layer + head + embedding;
+}
 
 ModelPlan plan_model(const ModelRequest& request) {
   if (request.weights) {

@@ -51,6 +51,10 @@ struct ModelPlan {
 };
 ModelPlan plan_model(const ModelRequest& request);
 
+// The weights' memory for a shape in a precision (from the shapes and formats; "native"
+// matrices counted as bf16).
+size_t estimated_weight_bytes(const ModelConfig& config, const PrecisionMap& precision);
+
 // The precision a request asks for, given the source's format (for the default mode).
 PrecisionMap requested_precision(const ModelRequest& request, bool gguf_source);
 

@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "model/model_factory.h"
-#include "runtime/kv_pool_plan.h"
+#include "runtime/engine_plan.h"
 #include "runtime/model_spec.h"
 #include "runtime/rss.h"
 #include "runtime/sampler.h"
@@ -111,9 +111,33 @@ void Engine::Impl::loop() {
       update_snapshot();
       return;
     }
-    if (!sched->idle()) sched->step();
+    if (!sched->idle()) {
+      try {
+        sched->step();
+      } catch (const std::exception& e) {
+        // A bug (the scheduler's own checks): every request gets the error, the process lives.
+        sched->fail_all(fmt::format("internal error: {}", e.what()));
+      }
+    }
     const std::lock_guard lock(mu);
     update_snapshot();
+  }
+}
+
+MemoryPlanReport Engine::plan_memory(const EngineOptions& options) {
+  try {
+    const runtime::EnginePlan plan = runtime::plan_engine(options);
+    MemoryPlanReport report{runtime::describe(plan.memory), plan.memory.fits(), ""};
+    try {
+      runtime::require_fits(plan.memory);
+    } catch (const std::exception& e) {
+      report.error = e.what();
+    }
+    return report;
+  } catch (const EngineError&) {
+    throw;
+  } catch (const std::exception& e) {
+    invalid(e.what());
   }
 }
 
@@ -121,33 +145,11 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
   Impl& d = *impl_;
   d.opt = options;
   try {
-    check(options.max_batch >= 1 && options.max_batch <= 32, "max_batch {} is not in 1..32", options.max_batch);
-    check(options.max_queue >= 0, "max_queue must not be negative");
-    check(options.block_size >= 1 && options.prefill_chunk >= 1, "block size and prefill chunk must be positive");
-    check(options.position_offset >= 0, "position_offset must not be negative");
-    const model::ModelRequest request = runtime::model_request(options.model);
-    // Sized (or refused) before anything is loaded, as the demo does.
-    const model::ModelPlan plan = model::plan_model(request);
-    check(options.max_seq_len >= 2 && options.position_offset + options.max_seq_len <= plan.config.max_seq_len,
-          "max_seq_len {}{} must be within 2..{} for {}", options.max_seq_len,
-          options.position_offset ? fmt::format(" + position offset {}", options.position_offset) : "",
-          plan.config.max_seq_len, plan.config.name);
-    runtime::KvPoolRequest kv;
-    kv.batch_size = options.max_batch;
-    kv.max_seq_len = options.max_seq_len;
-    kv.dtype = plan.precision.kv_cache;
-    kv.block_size = options.block_size;
-    kv.kv_memory_gib = options.kv_memory_gb;
-    kv.weight_bytes = plan.weight_bytes;
-    kv.available_bytes = runtime::available_memory_bytes();
-    // An exact block count is taken as given, even below one request's max_seq_len (tests
-    // drive the scheduler's out-of-blocks paths with it); otherwise the demo's sizing rules.
-    const runtime::KvPoolPlan pool = options.kv_blocks
-                                         ? runtime::KvPoolPlan{options.block_size, *options.kv_blocks, 0, 0, "given"}
-                                         : runtime::plan_kv_pool(plan.config, kv);
-    check(pool.num_blocks >= 1, "the KV pool needs at least one block");
+    const runtime::EnginePlan plan = runtime::plan_engine(options);
+    runtime::require_fits(plan.memory);
+    const runtime::KvPoolPlan& pool = plan.pool;
 
-    d.opened = model::open_model(request);
+    d.opened = model::open_model(plan.request);
     const model::ModelConfig& c = d.opened.model->config();
     try {
       d.tok.emplace(runtime::load_tokenizer(

@@ -39,6 +39,11 @@ KvPoolPlan plan_kv_pool(const model::ModelConfig& c, const KvPoolRequest& r) {
       if (r.available_bytes == 0) {  // unknown: the batch's need, unchecked
         budget = static_cast<double>(batch_blocks) * static_cast<double>(per_block);
         plan.source = "default: the batch at max_seq_len (available memory unknown)";
+      } else if (budget < static_cast<double>(plan.bytes_per_user)) {
+        // Too little beside the weights for even one user: plan one user, and let the memory
+        // plan (memory_plan.h) refuse the whole with the figures and what would fit.
+        budget = static_cast<double>(plan.bytes_per_user);
+        plan.source = "default: one user at max_seq_len (less is available beside the weights)";
       }
     }
     plan.num_blocks = std::min<int64_t>(batch_blocks, static_cast<int64_t>(budget / static_cast<double>(per_block)));

@@ -93,6 +93,13 @@ void Scheduler::cancel_all() {
   waiting_.clear();
 }
 
+void Scheduler::fail_all(const std::string& error) {
+  for (auto& s : running_) finish(*s, StopReason::error, error);
+  for (auto& s : waiting_) finish(*s, StopReason::error, error);
+  running_.clear();
+  waiting_.clear();
+}
+
 void Scheduler::admit(std::unique_ptr<Sequence> seq) {
   Sequence& s = *seq;
   s.admitted = admissions_++;
@@ -172,10 +179,17 @@ bool Scheduler::reserve_blocks(std::vector<Sequence*>& planned, std::vector<int6
     if (!victim || s->admitted > victim->admitted) victim = s.get();
   }
   if (running_.size() == 1) {
+    // Alone and still too big. Every block in use is then this request's (waiting requests hold
+    // none): any other is held by no one, a leak, and the message says so rather than blaming
+    // the request's size.
     const int64_t want = (victim->cached + counts[0] + bs - 1) / bs;
+    const int64_t leaked = pool_.used_blocks() - static_cast<int64_t>(victim->blocks.size());
     finish(*victim, StopReason::error,
-           fmt::format("out of KV blocks: the request needs {} blocks of {} tokens, the pool has {}", want, bs,
-                       pool_.num_blocks()));
+           fmt::format("out of KV blocks: the request needs {} blocks of {} tokens, the pool has {} ({} in use, {} "
+                       "free){}",
+                       want, bs, pool_.num_blocks(), pool_.used_blocks(), pool_.available_blocks(),
+                       leaked > 0 ? fmt::format("; {} of them are held by no request (leaked blocks: a bug)", leaked)
+                                  : std::string()));
     remove_finished();
   } else {
     preempt(*victim);
@@ -184,6 +198,19 @@ bool Scheduler::reserve_blocks(std::vector<Sequence*>& planned, std::vector<int6
 }
 
 void Scheduler::step() {
+  // Every step computes at least one token or ends at least one request (reserve_blocks fails a
+  // request that cannot fit alone), so work that waits always moves. Checked, since a step that
+  // did neither would be repeated forever by the engine's loop.
+  const auto ended = [this] { return counters_.finished + counters_.cancelled + counters_.failed; };
+  const int64_t ended_before = ended();
+  const bool had_work = !idle();
+  const bool computed = run_step();
+  check(!had_work || computed || ended() != ended_before,
+        "scheduler step made no progress: {} running, {} waiting, {} of {} KV blocks in use, {} free", running_.size(),
+        waiting_.size(), pool_.used_blocks(), pool_.num_blocks(), pool_.available_blocks());
+}
+
+bool Scheduler::run_step() {
   const Timer timer;
   ++counters_.steps;
   while (static_cast<int>(running_.size()) < opt_.max_batch && !waiting_.empty()) {
@@ -194,7 +221,7 @@ void Scheduler::step() {
   std::vector<Sequence*> planned;
   std::vector<int64_t> counts;
   for (;;) {
-    if (running_.empty()) return;
+    if (running_.empty()) return false;
     planned.clear();
     counts.clear();
     // Requests not started yet look for their prefix now rather than only at admission: one
@@ -254,7 +281,7 @@ void Scheduler::step() {
   } catch (const std::exception& e) {
     for (Sequence* s : planned) finish(*s, StopReason::error, e.what());
     remove_finished();
-    return;
+    return true;
   }
   const size_t vocab = static_cast<size_t>(model_.config().vocab_size);
   for (size_t i = 0; i < planned.size(); ++i) {
@@ -272,6 +299,7 @@ void Scheduler::step() {
     record.waiting = static_cast<int64_t>(waiting_.size());
     call_quietly(observer_, record);
   }
+  return true;
 }
 
 void Scheduler::accept_token(Sequence& s, std::span<const float> logits) {

@@ -112,9 +112,12 @@ class Scheduler {
   // Cancels everything (shutdown).
   void cancel_all();
   bool idle() const { return waiting_.empty() && running_.empty(); }
-  // One forward pass of the batch the budget allows. Throws only on a bug; a request's own
-  // failure (e.g. too long for the pool) finishes that request with an error.
+  // One forward pass of the batch the budget allows. Throws only on a bug (a step that neither
+  // computed a token nor ended a request while work waited); a request's own failure (e.g. too
+  // long for the pool) finishes that request with an error.
   void step();
+  // Fails every request with `error` (the engine, after step() threw).
+  void fail_all(const std::string& error);
   // Called at the end of every step that ran a forward pass.
   void set_step_observer(std::function<void(const StepRecord&)> observer) { observer_ = std::move(observer); }
 
@@ -124,10 +127,13 @@ class Scheduler {
   const SchedulerCounters& counters() const { return counters_; }
   const PrefixBlockPool& pool() const { return pool_; }
   const SchedulerOptions& options() const { return opt_; }
+  // Tests only: blocks taken here behind the scheduler's back simulate a leak.
+  PrefixBlockPool& pool_for_testing() { return pool_; }
   size_t kv_cache_bytes() const { return cache_.bytes(); }
 
  private:
   struct Sequence;
+  bool run_step();  // false when it planned nothing
   void admit(std::unique_ptr<Sequence> seq);
   void match_prefix(Sequence& seq);
   void publish_full_blocks(Sequence& seq);

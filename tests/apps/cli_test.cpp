@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "test_support.h"
@@ -11,6 +13,7 @@ namespace llama3::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Runs the CLI with LLAMA_DIR/HF_MODEL cleared unless the command sets them.
 CommandResult llama3(const std::string& args, const std::string& env = "") {
@@ -40,6 +43,45 @@ TEST(Cli, GenerateBadInputs) {
   expect_clean_error(llama3("generate --tokens 1", "LLAMA_DIR=/nonexistent"), "does not exist");
   expect_clean_error(llama3("generate --tokens 1 --model Llama-9B"), "Llama-9B");
   expect_clean_error(llama3("generate --tokens 1 --bogus_flag 3"), "bogus_flag");
+}
+
+// A run the machine cannot hold is refused before loading, with the figures and what would fit,
+// not killed by the kernel: the 70B preset (~53 GiB in performance mode) under a 20 GiB limit.
+TEST(Cli, ARunThatDoesNotFitIsRefusedBeforeLoading) {
+  const auto r = llama3("generate --model Llama-3.1-70B --weights random --tokens 128000 --memory_limit 20");
+  expect_clean_error(r, "not enough memory for Llama-3.1-70B, 80 layers, performance mode");
+  EXPECT_THAT(r.err, HasSubstr("20.00 GiB are available (--memory_limit 20 GiB)"));
+  EXPECT_THAT(r.err, HasSubstr("would fit: --layers "));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.out, "");
+  // The demo and the server refuse the same way (through the engine).
+  expect_clean_error(llama3("demo --model Llama-3.1-70B --weights random --layers 80 --memory_limit 20"),
+                     "not enough memory");
+  expect_clean_error(llama3("serve --model Llama-3.1-70B --weights random --memory_limit 20"), "not enough memory");
+}
+
+// `llama3 plan` and --dry_run print the plan and load nothing; the exit code says whether it fits.
+TEST(Cli, PlanAndDryRunPrintThePlanWithoutLoading) {
+  const auto plan = llama3("plan --model Llama-3.1-70B --layers 2 --memory_limit 20");
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_THAT(plan.out, HasSubstr("Memory plan for Llama-3.1-70B, 2 layers, performance mode"));
+  EXPECT_THAT(plan.out, HasSubstr("GiB  weights"));
+  EXPECT_THAT(plan.out, HasSubstr("GiB  KV cache"));
+  EXPECT_THAT(plan.out, HasSubstr("GiB  activations"));
+  EXPECT_THAT(plan.out, HasSubstr("20.000 GiB  available (--memory_limit 20 GiB)\n  fits\n"));
+  const auto over = llama3("plan --model Llama-3.1-70B --memory_limit 20");
+  expect_clean_error(over, "not enough memory");
+  EXPECT_THAT(over.out, HasSubstr("does not fit; would fit: --layers "));
+  for (const char* command : {"demo --dry_run", "generate --dry_run --layers 1 --tokens 1,2,3",
+                              "serve --dry_run --layers 1", "bench --dry_run --layers 1",
+                              "accuracy --dry_run --layers 1 --tokens 16", "chat --dry_run --layers 1"}) {
+    const auto r = llama3(command);
+    EXPECT_EQ(r.exit_code, 0) << command << ": " << r.err;
+    EXPECT_THAT(r.out, HasSubstr("Memory plan for Llama-3.2-1B")) << command;
+    EXPECT_THAT(r.out, HasSubstr("  fits\n")) << command;
+    EXPECT_THAT(r.out, Not(HasSubstr("Loaded"))) << command;
+    EXPECT_THAT(r.err, Not(HasSubstr("converting weights"))) << command;
+  }
 }
 
 TEST(Cli, UnknownFlagListsWhatIsAccepted) {

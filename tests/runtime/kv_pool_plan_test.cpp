@@ -70,5 +70,18 @@ TEST(KvPoolPlan, PoolShorterThanOneUserIsAnErrorNamingBothFigures) {
   EXPECT_THROW(plan_kv_pool(kConfig, r), Error);
 }
 
+// With too little memory beside the weights for one user, the default is one user's pool: the
+// memory plan then refuses the run naming the weights (a "0 blocks" error would blame the pool).
+TEST(KvPoolPlan, DefaultBudgetBelowOneUserPlansOneUser) {
+  KvPoolRequest r;
+  r.batch_size = 4;
+  r.max_seq_len = 1000;  // 32 blocks per user
+  r.available_bytes = 500;
+  r.weight_bytes = 1000;
+  const KvPoolPlan p = plan_kv_pool(kConfig, r);
+  EXPECT_EQ(p.num_blocks, 32);
+  EXPECT_THAT(p.source, HasSubstr("one user"));
+}
+
 }  // namespace
 }  // namespace llama3::runtime

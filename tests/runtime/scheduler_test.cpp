@@ -179,7 +179,9 @@ TEST_F(SchedulerTest, AStaticBatchPrefillsEveryPromptBeforeAnyoneDecodes) {
   size_t first_decode = steps.size();
   for (size_t i = 0; i < steps.size(); ++i) {
     if (steps[i].decode_tokens > 0 && first_decode == steps.size()) first_decode = i;
-    if (i >= first_decode) EXPECT_EQ(steps[i].prefill_tokens, 0) << "step " << i << " mixed prefill into decode";
+    if (i >= first_decode) {
+      EXPECT_EQ(steps[i].prefill_tokens, 0) << "step " << i << " mixed prefill into decode";
+    }
   }
   int64_t prefilled = 0;
   for (size_t i = 0; i < first_decode; ++i) prefilled += steps[i].prefill_tokens;
@@ -305,6 +307,31 @@ TEST_F(SchedulerTest, ARequestTheWholePoolCannotHoldFailsWithBothFigures) {
   EXPECT_EQ(out_[0].result->reason, StopReason::error);
   EXPECT_NE(out_[0].result->error.find("the pool has 4"), std::string::npos) << out_[0].result->error;
   EXPECT_EQ(s.pool().used_blocks(), 0);
+}
+
+// A leak (blocks taken and never given back, here behind the scheduler's back) must not make the
+// scheduler spin: requests that no longer fit fail with the blocks in use, free and leaked named,
+// smaller ones still run, and all the work ends within a bounded number of steps.
+TEST_F(SchedulerTest, LeakedBlocksAreNamedAndNothingSpins) {
+  SchedulerOptions o = options();
+  o.num_blocks = 10;  // 80 positions
+  Scheduler s(model_, o, nullptr);
+  PrefixBlockPool& pool = s.pool_for_testing();
+  for (int i = 0; i < 6; ++i) pool.allocate();  // 6 blocks leaked: 4 left, 32 positions
+  for (uint64_t id = 0; id < 3; ++id) s.add(request(id, prompt(30, static_cast<uint32_t>(id + 1)), 20));  // 50 positions
+  s.add(request(3, prompt(10, 4), 5));  // 15 positions: still fits
+  run(s, 200);
+  for (uint64_t id = 0; id < 3; ++id) {
+    ASSERT_TRUE(out_[id].result.has_value()) << id;
+    EXPECT_EQ(out_[id].result->reason, StopReason::error) << id;
+    const std::string& e = out_[id].result->error;
+    EXPECT_NE(e.find("the pool has 10 ("), std::string::npos) << e;
+    EXPECT_NE(e.find(" in use, "), std::string::npos) << e;
+    EXPECT_NE(e.find("; 6 of them are held by no request (leaked blocks: a bug)"), std::string::npos) << e;
+  }
+  ASSERT_TRUE(out_[3].result.has_value());
+  EXPECT_EQ(out_[3].result->reason, StopReason::length);
+  EXPECT_EQ(s.pool().used_blocks(), 6) << "only the leaked blocks stay in use";
 }
 
 TEST_F(SchedulerTest, StopTokensEndARequestAndMaxSeqLenCapsIt) {
