@@ -3,7 +3,9 @@
 // The loop is written in asm: with intrinsics GCC 12 adds a register move per vpdpbusd (its tied
 // accumulator operand) and keeps accumulator arrays in memory, so the probe would measure moves
 // and stores instead of the instruction.
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/compute_peak.h"
 
@@ -11,7 +13,7 @@ namespace llama3::kernels {
 
 // `iterations` rounds of twelve copies of "op b, a, acc_j", the loop itself in the asm so the
 // accumulators are plain registers (as arrays, GCC kept them in memory around the asm).
-#define LLAMA3_PEAK_LOOP(op, Vec, init)                                                                   \
+#define LLAMA3_PEAK_LOOP(op, Vec, init, Lane)                                                                 \
   Vec v0 = init, v1 = init, v2 = init, v3 = init, v4 = init, v5 = init, v6 = init, v7 = init, v8 = init,  \
       v9 = init, v10 = init, v11 = init;                                                                  \
   if (iterations > 0) {                                                                                  \
@@ -27,18 +29,31 @@ namespace llama3::kernels {
                  : "cc");                                                                                \
   }                                                                                                      \
   const Vec all[] = {v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11};                                   \
-  return static_cast<decltype(first_lane(all))>(first_lane(all))
+  return first_lanes<Lane>(all)
 static_assert(kPeakAccumulators == 12, "LLAMA3_PEAK_LOOP runs twelve accumulators");
 
-template <typename Vec>
-inline float first_lane(const Vec (&acc)[kPeakAccumulators]) {
-  float s = 0.0f;
-  for (const Vec& v : acc) {
-    float lane;
-    std::memcpy(&lane, &v, sizeof lane);
-    s += lane;
+// The sum of each accumulator's first lane, read as the lane type the instruction produces (float
+// sums for FMA and bf16 dot products, int32 for vpdpbusd: reading those bits as a float would make
+// a NaN, and converting that to int is undefined). Keeps the loop's results alive.
+template <typename Lane, typename Vec>
+inline Lane first_lanes(const Vec (&acc)[kPeakAccumulators]) {
+  if constexpr (std::is_same_v<Lane, float>) {
+    float s = 0.0f;
+    for (const Vec& v : acc) {
+      float lane;
+      std::memcpy(&lane, &v, sizeof lane);
+      s += lane;
+    }
+    return s;
+  } else {
+    uint32_t s = 0;  // unsigned: wraps instead of overflowing
+    for (const Vec& v : acc) {
+      uint32_t lane;
+      std::memcpy(&lane, &v, sizeof lane);
+      s += lane;
+    }
+    return static_cast<Lane>(s);
   }
-  return s;
 }
 
 }  // namespace llama3::kernels

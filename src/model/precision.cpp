@@ -85,7 +85,9 @@ PrecisionMap make_precision(std::string_view mode, std::optional<std::string_vie
     fail("--precision is not valid JSON: {}", e.what());
   }
   check(j.is_object(), "--precision must be a JSON object such as {{\"ff1_3\":\"q4\",\"lm_head\":\"q8\"}}");
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {  // not a structured binding: the lambda below captures key
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     check(value.is_string(), "--precision: \"{}\" must be a string", key);
     const std::string v = value.get<std::string>();
     if (key == "kv_cache") {

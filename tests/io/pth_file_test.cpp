@@ -75,9 +75,10 @@ TEST(PthFile, RejectsWhatItCannotReadSafely) {
       {"no_pickle.pth", "no <name>/data.pkl entry"},
       {"malicious.pth", "archive/data.pkl (byte 2): forbidden pickle global 'os.system'"},
   };
-  for (const auto& [file, needle] : cases) {
+  for (const auto& c : cases) {  // not a structured binding: the macro's lambda captures it
+    const char* file = c.first;
     SCOPED_TRACE(file);
-    EXPECT_IO_ERROR(PthFile(pth_fixture_dir() / file), file, needle);
+    EXPECT_IO_ERROR(PthFile(pth_fixture_dir() / file), file, c.second);
   }
   EXPECT_IO_ERROR(PthFile(pth_fixture_dir() / "absent.pth"), "cannot open", "absent.pth");
 }

@@ -161,7 +161,9 @@ TEST(RestrictedUnpickler, RejectsForbiddenOpcodes) {
       {"S", "STRING"},    {"d", "DICT"},       {"l", "LIST"},     {"2", "DUP"},
       {"p", "PUT"},       {"g", "GET"},        {"B", "BINBYTES"}, {"\x8f", "EMPTY_SET"},
       {"\x97", "NEXT_BUFFER"}, {"0", "POP"},   {"\xff", "unknown"}};
-  for (const auto& [op, name] : cases) {
+  for (const auto& entry : cases) {  // clang 14: lambdas cannot capture structured bindings
+    const auto& op = entry.first;
+    const auto& name = entry.second;
     SCOPED_TRACE(name);
     EXPECT_IO_ERROR(unpickle(kProto2 + op + std::string(16, '\0') + "."), "t.pkl",
                     fmt::format("forbidden pickle opcode {} (0x{:02x}) at byte 2", name,
@@ -185,7 +187,9 @@ TEST(RestrictedUnpickler, RejectsGlobalsOutsideTheAllowList) {
       {"collections", "namedtuple"},
       {"torch._utils", "_rebuild_tensor_v2x"},
   };
-  for (const auto& [module, name] : forbidden) {
+  for (const auto& entry : forbidden) {  // clang 14: lambdas cannot capture structured bindings
+    const auto& module = entry.first;
+    const auto& name = entry.second;
     SCOPED_TRACE(name);
     EXPECT_IO_ERROR(unpickle(kProto2 + global(module, name) + uni("id") + "\x85R."), "t.pkl",
                     fmt::format("forbidden pickle global '{}.{}'", module, name));
@@ -252,7 +256,9 @@ TEST(RestrictedUnpickler, RejectsMalformedTensors) {
                              "R"}}),
        "torch._utils._rebuild_parameter takes 3 arguments, got 1"},
   };
-  for (const auto& [pickle, needle] : cases) {
+  for (const auto& entry : cases) {  // clang 14: lambdas cannot capture structured bindings
+    const auto& pickle = entry.first;
+    const auto& needle = entry.second;
     SCOPED_TRACE(needle);
     EXPECT_IO_ERROR(unpickle(pickle), "t.pkl", needle);
   }
@@ -295,7 +301,9 @@ TEST(RestrictedUnpickler, RejectsAnythingButAFlatDictOfTensors) {
       {kProto2 + "\x8d" + le64(uint64_t{1} << 63) + "ab.", "truncated"},
       {kProto2 + "G\x01\x02", "truncated"},
   };
-  for (const auto& [pickle, needle] : cases) {
+  for (const auto& entry : cases) {  // clang 14: lambdas cannot capture structured bindings
+    const auto& pickle = entry.first;
+    const auto& needle = entry.second;
     SCOPED_TRACE(needle);
     EXPECT_IO_ERROR(unpickle(pickle), "t.pkl", needle);
   }

@@ -51,7 +51,8 @@ fs::path convert(const fs::path& model, const std::string& type, const fs::path&
 // Metadata as {key: entry} of reader_dump's form.
 json metadata_by_key(const io::GgufFile& f) {
   json out = json::object();
-  for (const auto& entry : io::testing::reader_dump(f)["metadata"]) out[entry["key"].get<std::string>()] = entry;
+  const json dump = io::testing::reader_dump(f);  // the loop below must not range over a temporary's member
+  for (const auto& entry : dump["metadata"]) out[entry["key"].get<std::string>()] = entry;
   return out;
 }
 
