@@ -3,7 +3,9 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
+#include <cstdint>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/file_io.h"
@@ -60,10 +62,27 @@ ModelConfig from_spec(const PresetSpec& s) {
 template <typename T>
 T required(const json& j, const char* key, std::string_view source) {
   check(j.contains(key), "{}: missing field \"{}\"", source, key);
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception&) {
-    fail("{}: field \"{}\" has the wrong type ({})", source, key, j.at(key).type_name());
+  const json& v = j.at(key);
+  if constexpr (std::is_same_v<T, int64_t>) {
+    // An integer, or a float with an integral value (some converters write 4096.0); never a
+    // silent truncation of 2048.5, nor a conversion of 1e21 (undefined behaviour in the library).
+    if (v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX)) return v.get<int64_t>();
+    if (v.is_number_float()) {
+      const double d = v.get<double>();
+      check(std::isfinite(d) && d == std::floor(d) && std::abs(d) <= 9007199254740992.0,
+            "{}: field \"{}\" must be an integer (got {})", source, key, d);
+      return static_cast<int64_t>(d);
+    }
+    fail("{}: field \"{}\" must be an integer ({} given)", source, key, v.type_name());
+  } else if constexpr (std::is_same_v<T, double>) {
+    check(v.is_number(), "{}: field \"{}\" must be a number ({} given)", source, key, v.type_name());
+    return v.get<double>();
+  } else {
+    try {
+      return v.get<T>();
+    } catch (const json::exception&) {
+      fail("{}: field \"{}\" has the wrong type ({})", source, key, v.type_name());
+    }
   }
 }
 

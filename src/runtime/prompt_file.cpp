@@ -89,7 +89,7 @@ std::vector<PromptSpec> load_prompt_file(const fs::path& path) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(content);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     fail("prompt file '{}': invalid JSON: {}", file, e.what());
   }
   check(doc.is_array(), "prompt file '{}': expected a JSON list of prompts, got {}", file,

@@ -240,7 +240,7 @@ SamplingParams parse_sampling_params(std::string_view json) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(json);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     fail("sampling params: invalid JSON: {}", e.what());
   }
   check(doc.is_object(), "sampling params: expected a JSON object, got {}", type_name(doc));

@@ -25,7 +25,7 @@ std::vector<TsuTarget> load_tsu_targets(const std::filesystem::path& path) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(content);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     fail("TSU targets '{}': invalid JSON: {}", file, e.what());
   }
   check(doc.is_array(), "TSU targets '{}': expected a JSON list, got {}", file, doc.type_name());

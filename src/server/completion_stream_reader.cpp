@@ -74,7 +74,7 @@ bool CompletionStreamReader::data(std::string_view payload) {
   json chunk;
   try {
     chunk = json::parse(payload);
-  } catch (const json::parse_error&) {
+  } catch (const json::exception&) {
     fail(fmt::format("an event that is not JSON: '{}'", excerpt(payload)));
     return false;
   }

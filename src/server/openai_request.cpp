@@ -246,7 +246,7 @@ OpenAiRequest parse_request(Endpoint endpoint, std::string_view body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     throw ApiError(400, "invalid_request_error",
                    fmt::format("the request body is not valid JSON ({})", e.what()), std::nullopt, "invalid_json");
   }

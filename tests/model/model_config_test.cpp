@@ -124,6 +124,24 @@ TEST(ModelConfig, BadConfigsNameTheField) {
   EXPECT_THAT([&] { config_from_hf_config(json::array(), "config.json"); }, ThrowsMessage<Error>(HasSubstr("JSON object")));
 }
 
+// Found by fuzz_json_inputs: "dim": 1.8e21 was converted to an integer (undefined behaviour), and
+// 2048.5 would have been truncated silently. Integral floats (4096.0) are still integers.
+TEST(ModelConfig, IntegerFieldsRefuseFractionsAndHugeNumbers) {
+  for (const json& bad : {json(1.8446744073709552e21), json(2048.5), json(-1e300), json(18446744073709551615ull)}) {
+    json p = meta_1b();
+    p["dim"] = bad;
+    EXPECT_THAT([&] { config_from_meta_params(p, "params.json"); },
+                ThrowsMessage<Error>(HasSubstr("field \"dim\" must be an integer")))
+        << bad;
+  }
+  json p = meta_1b();
+  p["dim"] = 2048.0;
+  EXPECT_EQ(config_from_meta_params(p, "params.json").dim, 2048);
+  p = meta_1b();
+  p["norm_eps"] = "small";
+  EXPECT_THAT([&] { config_from_meta_params(p, "params.json"); }, ThrowsMessage<Error>(HasSubstr("must be a number")));
+}
+
 TEST(ModelConfig, LoadFromFolderReportsBadJsonAndMissingFiles) {
   testing::TempDir dir("config");
   EXPECT_THAT([&] { load_model_config(dir.path()); }, ThrowsMessage<Error>(HasSubstr("neither params.json")));

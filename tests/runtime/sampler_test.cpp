@@ -434,8 +434,11 @@ TEST(SamplingParams, RejectsBadInputNamingTheKey) {
       {R"({"seed":1.5})", "'seed' must be an integer"},
       {R"([0.6])", "expected a JSON object"},
       {R"({"temperature":0.6)", "invalid JSON"},
+      {R"({"temperature":1e999})", "invalid JSON"},  // the parser's out_of_range, not a parse_error
   };
-  for (const auto& [json, message] : cases) {
+  for (const auto& entry : cases) {  // clang 14: lambdas cannot capture structured bindings
+    const auto& json = entry.first;
+    const auto& message = entry.second;
     EXPECT_THAT([&] { parse_sampling_params(json); }, ThrowsMessage<Error>(HasSubstr(message)))
         << json;
   }

@@ -132,6 +132,11 @@ TEST(OpenAiRequest, MalformedBodies) {
     EXPECT_EQ(e.code(), "invalid_json");
   }
   EXPECT_EQ(error_of(Endpoint::completions, "[1, 2]").status(), 400);
+  // Found by fuzz_server_request: a number too large for a double is the parser's out_of_range,
+  // not a parse_error; it escaped as a plain exception (a 500) instead of this 400.
+  const ApiError overflow = error_of(Endpoint::completions, "{\"prompt\": [1281e3080000]}");
+  EXPECT_EQ(overflow.status(), 400);
+  EXPECT_EQ(overflow.code(), "invalid_json");
   EXPECT_EQ(error_of(Endpoint::completions, "\"text\"").status(), 400);
 }
 
