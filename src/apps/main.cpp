@@ -8,6 +8,7 @@
 
 #include "apps/command.h"
 #include "core/error.h"
+#include "core/fault_signals.h"
 #include "core/progress.h"
 
 namespace llama3::apps {
@@ -21,6 +22,7 @@ std::vector<CommandInfo>& command_registry() {
 
 int main(int argc, char** argv) {
   using namespace llama3::apps;
+  llama3::install_fault_handlers();
   CLI::App app{"llama3: Llama 3 inference engine and demo"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "llama3 0.1");

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/fault_signals.h"
 
 namespace llama3 {
 
@@ -29,12 +30,16 @@ MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
       fail("cannot map {}: {}", path.string(), std::strerror(errno));
     }
     data_ = static_cast<const std::byte*>(p);
+    register_mapping(data_, size_, path_);
   }
   ::close(fd);
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+  if (data_) {
+    unregister_mapping(data_);
+    ::munmap(const_cast<std::byte*>(data_), size_);
+  }
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
@@ -44,7 +49,10 @@ MappedFile::MappedFile(MappedFile&& other) noexcept
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   if (this != &other) {
-    if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+    if (data_) {
+      unregister_mapping(data_);
+      ::munmap(const_cast<std::byte*>(data_), size_);
+    }
     path_ = std::move(other.path_);
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,11 @@ using ::testing::Not;
 // Runs the CLI with LLAMA_DIR/HF_MODEL cleared unless the command sets them.
 CommandResult llama3(const std::string& args, const std::string& env = "") {
   return run_command("env -u LLAMA_DIR -u HF_MODEL " + env + " " + cli() + " " + args);
+}
+
+// The CLI under a resource limit (`prefix` runs it, e.g. prlimit).
+CommandResult llama3_limited(const std::string& env, const std::string& prefix, const std::string& args) {
+  return run_command("env -u LLAMA_DIR -u HF_MODEL " + env + " " + prefix + " " + cli() + " " + args);
 }
 
 void expect_clean_error(const CommandResult& r, const std::string& needle) {
@@ -82,6 +88,32 @@ TEST(Cli, PlanAndDryRunPrintThePlanWithoutLoading) {
     EXPECT_THAT(r.out, Not(HasSubstr("Loaded"))) << command;
     EXPECT_THAT(r.err, Not(HasSubstr("converting weights"))) << command;
   }
+}
+
+// Disk full while writing the weight cache (the file-size limit makes the write fail with EFBIG)
+// or a cache folder that cannot be made: a warning, the run completes with its output, and no
+// half-written cache is left to be read later.
+TEST(Cli, AWeightCacheThatCannotBeWrittenIsAWarningAndLeavesNothingBehind) {
+  const TempDir cache("cli-cache-full");
+  const std::string run = " generate --layers 1 --tokens 128000,2028 --max_generated_tokens 2";
+  const auto full = llama3_limited("LLAMA3_CACHE=" + cache.path().string(), "prlimit --fsize=1000000", run);
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  EXPECT_THAT(full.err, HasSubstr("warning: could not write the weight cache"));
+  EXPECT_THAT(full.err, HasSubstr("running without it"));
+  EXPECT_EQ(nlohmann::json::parse(full.out)["generated"].size(), 2u);
+  for (const auto& e : std::filesystem::recursive_directory_iterator(cache.path())) {
+    EXPECT_FALSE(e.is_regular_file()) << "left behind: " << e.path();
+  }
+  // The next run, with room, writes the cache and gets the same tokens.
+  const auto roomy = llama3("-q" + run, "LLAMA3_CACHE=" + cache.path().string());
+  ASSERT_EQ(roomy.exit_code, 0) << roomy.err;
+  EXPECT_EQ(nlohmann::json::parse(roomy.out)["generated"], nlohmann::json::parse(full.out)["generated"]);
+
+  const TempDir blocked("cli-cache-blocked");
+  write_text(blocked / "not-a-folder", "x");
+  const auto no_folder = llama3(run, "LLAMA3_CACHE=" + (blocked / "not-a-folder").string());
+  ASSERT_EQ(no_folder.exit_code, 0) << no_folder.err;
+  EXPECT_THAT(no_folder.err, HasSubstr("warning: could not write the weight cache"));
 }
 
 TEST(Cli, UnknownFlagListsWhatIsAccepted) {
