@@ -18,6 +18,7 @@
 #include "core/parallel.h"
 #include "model/model_source.h"
 #include "apps/demo_runner.h"
+#include "apps/stop_signals.h"
 #include "llama3/engine.h"
 #include "runtime/sampler.h"
 #include "runtime/kv_pool_plan.h"
@@ -29,24 +30,6 @@ namespace llama3::apps {
 namespace {
 
 namespace fs = std::filesystem;
-
-void parse_page_params(const std::string& text, runtime::KvPoolRequest& g) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("--page_params is not valid JSON: {}", e.what());
-  }
-  check(j.is_object(), "--page_params must be a JSON object like {{\"page_block_size\":32,\"page_max_num_blocks\":1024}}");
-  for (const auto& [key, value] : j.items()) {
-    check(key == "page_block_size" || key == "page_max_num_blocks",
-          "--page_params: unknown key \"{}\" (accepted: page_block_size, page_max_num_blocks)", key);
-    check(value.is_number_integer() && value.get<int64_t>() > 0, "--page_params: {} must be a positive integer", key);
-    (key == "page_block_size" ? g.block_size : g.num_blocks) = value.get<int64_t>();
-  }
-  check(g.block_size.value_or(0) <= 4096 && g.num_blocks.value_or(0) <= (int64_t{1} << 22),
-        "--page_params: values too large");
-}
 
 fs::path url_cache_dir() { return user_cache_root() / "contexts"; }
 
@@ -72,7 +55,7 @@ int run_demo(const DemoOptions& o) {
   kv.batch_size = o.batch_size;
   kv.max_seq_len = o.max_seq_len;
   kv.dtype = plan.precision.kv_cache;
-  if (o.page_params) parse_page_params(*o.page_params, kv);
+  if (o.page_params) runtime::parse_page_params(*o.page_params, kv);
   kv.kv_memory_gib = o.kv_memory;
   kv.weight_bytes = plan.weight_bytes;
   kv.available_bytes = runtime::detect_memory_limit(o.model.memory_limit).bytes;
@@ -116,6 +99,10 @@ int run_demo(const DemoOptions& o) {
   schedule.sampling = sampling;
   schedule.print_all_users = o.print_all_users;
   DemoRunner runner(schedule, run);
+  // Ctrl-C or a TERM: the users in flight are cancelled, and the outputs, summary and report
+  // cover the run until then; the exit code says which signal.
+  const StopSignals stop_signals;
+  runner.set_stop_signal(&stop_signals.received());
   eo.on_step = [&runner](const StepStats& s) { runner.on_step(s); };
 
   std::string model_name, optimizations;
@@ -208,6 +195,10 @@ int run_demo(const DemoOptions& o) {
     std::ofstream out(*o.report);
     check(static_cast<bool>(out), "cannot write --report {}", *o.report);
     out << report_json(run).dump(2) << "\n";
+  }
+  if (const int signal = stop_signals.received().load(); signal != 0) {
+    fmt::print(stderr, "llama3 demo: stopped by {}\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    return StopSignals::exit_code(signal);
   }
   if (o.tsu_check) {
     const fs::path table_path = o.tsu_targets ? fs::path(*o.tsu_targets) : runtime::data_file("demo/tsu_targets.json");

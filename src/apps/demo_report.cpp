@@ -57,6 +57,7 @@ json summary_json(const DemoRun& run) {
   j["kv_blocks_total"] = s.total_blocks;
   j["kv_cache_bytes"] = s.kv_bytes;
   j["preemptions"] = s.preemptions;
+  j["interrupted"] = run.interrupted.empty() ? json(nullptr) : json(run.interrupted);
   if (run.stress_test) {
     j["tsu_first_10pct"] = tsu_window(tsu, 0.0, 0.1);
     j["tsu_middle_10pct"] = tsu_window(tsu, 0.45, 0.55);
@@ -122,6 +123,12 @@ void print_summary(const DemoRun& run) {
              static_cast<double>(s["kv_cache_bytes"].get<size_t>()) / gib, s.value("kv_cache", "?"),
              s.value("kv_pool", "?"), s["kv_blocks_used_peak"].get<int64_t>(), s["kv_blocks_total"].get<int64_t>(),
              s["preemptions"].get<int64_t>() ? fmt::format(", {} preemptions", s["preemptions"].get<int64_t>()) : "");
+  if (!run.interrupted.empty()) {
+    size_t cut = 0;
+    for (const auto& u : run.users) cut += u.result.stop_reason == "interrupted" ? 1 : 0;
+    fmt::print("interrupted               by {}: {} users cut short; the figures cover the run until then\n",
+               run.interrupted, cut);
+  }
   if (run.stress_test) {
     fmt::print("stress: tok/s/user first 10% {:.2f}, middle {:.2f}, last 10% {:.2f}; {} recycles; RSS {:.3f} -> {:.3f} GiB\n",
                s["tsu_first_10pct"].get<double>(), s["tsu_middle_10pct"].get<double>(),

@@ -63,6 +63,7 @@ struct DemoRun {
   DemoStats stats;
   size_t rss_start = 0, rss_end = 0, peak_rss = 0;
   bool stress_test = false;
+  std::string interrupted;  // "SIGINT" / "SIGTERM" when a signal stopped the run early
 };
 
 // tokens/s/user of each iteration (1000 / ms).

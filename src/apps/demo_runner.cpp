@@ -3,6 +3,9 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 
 #include "core/error.h"
 #include "runtime/rss.h"
@@ -68,6 +71,7 @@ void DemoRunner::on_step(const StepStats& step) {
     text.clear();
   }
   fmt::print("\n");
+  std::fflush(stdout);  // a line per iteration also when stdout is a file or a pipe (tail -f, tee)
 }
 
 void DemoRunner::submit(Engine& engine, size_t u) {
@@ -95,12 +99,19 @@ void DemoRunner::submit(Engine& engine, size_t u) {
     }
     cv_.notify_one();
   };
-  engine.submit(std::move(req), std::move(cb));
+  in_flight_[u] = engine.submit(std::move(req), std::move(cb));
 }
 
 bool DemoRunner::finish_round(size_t u, const Completion& done) {
   DemoUser& user = run_.users[u];
   DemoUserResult& r = user.result;
+  in_flight_.erase(u);
+  if (interrupted_ && done.reason == FinishReason::cancelled) {
+    r.preemptions += done.preemptions;
+    if (state_[u].rounds == 1 && done.completion_tokens > 0) r.ttft_ms = done.ttft_ms;
+    r.stop_reason = "interrupted";
+    return false;
+  }
   check(done.reason == FinishReason::stop || done.reason == FinishReason::length, "user {}: {}", u,
         done.reason == FinishReason::error ? done.error : std::string("cancelled"));
   // The stop token reaches on_token only when it completes some text: keep every id.
@@ -108,7 +119,7 @@ bool DemoRunner::finish_round(size_t u, const Completion& done) {
   if (state_[u].rounds == 1) r.ttft_ms = done.ttft_ms;
   r.preemptions += done.preemptions;
   const bool all_generated = static_cast<int64_t>(r.generated.size()) >= schedule_.max_generated_tokens;
-  if (schedule_.stress_test && !all_generated) {
+  if (schedule_.stress_test && !all_generated && !interrupted_) {
     ++r.recycles;
     return true;
   }
@@ -141,7 +152,14 @@ void DemoRunner::run(Engine& engine) {
       std::pair<size_t, Completion> done;
       {
         std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return !done_.empty(); });
+        // Woken by completions; every 50 ms also looks at the stop signal.
+        while (!cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return !done_.empty(); })) {
+          if (!interrupted_ && stop_signal_ && stop_signal_->load() != 0) {
+            interrupted_ = true;
+            run_.interrupted = stop_signal_->load() == SIGINT ? "SIGINT" : "SIGTERM";
+            for (const auto& [user, id] : in_flight_) engine.cancel(id);
+          }
+        }
         done = std::move(done_.front());
         done_.pop_front();
       }
@@ -151,6 +169,7 @@ void DemoRunner::run(Engine& engine) {
         --outstanding;
       }
     }
+    if (interrupted_) break;  // later batches are not started
   }
   const EngineMetrics m = engine.metrics();
   run_.stats.preemptions = m.preemptions;

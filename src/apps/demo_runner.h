@@ -10,6 +10,7 @@
 // The engine calls back on its own thread: the token and step callbacks below touch only the
 // runner's per-user state and the iteration lines; the calling thread waits for completions and
 // submits the next work.
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -53,6 +54,11 @@ class DemoRunner {
   // Once the engine is destroyed: closes the progress line and the RSS series.
   void finish();
 
+  // A signal number set asynchronously (SIGINT/SIGTERM): when it becomes non-zero, run() cancels
+  // the users in flight, submits nothing more and returns; their stop_reason is "interrupted" and
+  // run.interrupted names the signal.
+  void set_stop_signal(const std::atomic<int>* signal) { stop_signal_ = signal; }
+
   // RSS when the first decode iteration ended, and when the last user finished (the model and
   // the KV pool in place both times).
   size_t rss_after_first_iteration() const { return rss_first_iteration_; }
@@ -84,6 +90,9 @@ class DemoRunner {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<size_t, Completion>> done_;
+  std::map<size_t, uint64_t> in_flight_;  // user -> request id (the submitting thread's alone)
+  const std::atomic<int>* stop_signal_ = nullptr;
+  bool interrupted_ = false;
 };
 
 }  // namespace llama3::apps

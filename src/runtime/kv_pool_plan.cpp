@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "model/kv_cache.h"
@@ -56,6 +57,24 @@ KvPoolPlan plan_kv_pool(const model::ModelConfig& c, const KvPoolRequest& r) {
         plan.num_blocks, plan.block_size, static_cast<double>(plan.bytes) / kGiB, kernels::kv_dtype_name(r.dtype),
         plan.source, r.max_seq_len, user_blocks, static_cast<double>(plan.bytes_per_user) / kGiB);
   return plan;
+}
+
+void parse_page_params(std::string_view text, KvPoolRequest& g) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("--page_params is not valid JSON: {}", e.what());
+  }
+  check(j.is_object(), "--page_params must be a JSON object like {{\"page_block_size\":32,\"page_max_num_blocks\":1024}}");
+  for (const auto& [key, value] : j.items()) {
+    check(key == "page_block_size" || key == "page_max_num_blocks",
+          "--page_params: unknown key \"{}\" (accepted: page_block_size, page_max_num_blocks)", key);
+    check(value.is_number_integer() && value.get<int64_t>() > 0, "--page_params: {} must be a positive integer", key);
+    (key == "page_block_size" ? g.block_size : g.num_blocks) = value.get<int64_t>();
+  }
+  check(g.block_size.value_or(0) <= 4096 && g.num_blocks.value_or(0) <= (int64_t{1} << 22),
+        "--page_params: values too large");
 }
 
 }  // namespace llama3::runtime

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "kernels/kv_pool.h"
 #include "model/model_config.h"
@@ -38,5 +39,9 @@ struct KvPoolPlan {
 };
 
 KvPoolPlan plan_kv_pool(const model::ModelConfig& config, const KvPoolRequest& request);
+
+// The demo's --page_params JSON ({"page_block_size": 32, "page_max_num_blocks": 1024}, either
+// key optional) into `request`; throws llama3::Error naming the problem.
+void parse_page_params(std::string_view text, KvPoolRequest& request);
 
 }  // namespace llama3::runtime
