@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 DEMO_ARGS ?=
 
-.PHONY: setup configure build cli demo test bench peer-bench bench-serve-table clean
+.PHONY: setup configure build cli demo test sanitize-build test-sanitize fuzz bench peer-bench bench-serve-table clean
 
 setup:
 	@scripts/setup.sh
@@ -24,6 +24,21 @@ demo: cli
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j 2
 
+# The whole suite again, built by clang with AddressSanitizer + UndefinedBehaviorSanitizer (any
+# report fails its test), in its own folder; the same build carries the libFuzzer harnesses.
+SAN_DIR ?= build-sanitize
+sanitize-build: setup
+	@cmake -S . -B $(SAN_DIR) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DLLAMA3_FUZZ=ON >/dev/null
+	@cmake --build $(SAN_DIR) -j $(JOBS)
+
+test-sanitize: sanitize-build
+	cd $(SAN_DIR) && ctest --output-on-failure -j 2
+
+# Each fuzzer for FUZZ_SECONDS (FUZZ_ONLY="gguf pth" for some); see fuzz/README.md.
+FUZZ_SECONDS ?= 60
+fuzz: sanitize-build
+	fuzz/run.sh $(SAN_DIR) $(FUZZ_SECONDS)
+
 bench: build
 	$(BUILD_DIR)/bench/llama3_bench
 
@@ -40,4 +55,4 @@ bench-serve-table: cli
 	bench/serve_table.sh $(BUILD_DIR)/llama3
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(SAN_DIR)

@@ -14,6 +14,9 @@ APT_PACKAGES=(
   libedit-dev tmux
   # Charts for `llama3 plot` (PNG through cairo, SVG).
   gnuplot-nox
+  # make test-sanitize / make fuzz: clang with its sanitizer and libFuzzer runtimes and OpenMP;
+  # prlimit (util-linux) for the disk-full test.
+  clang libclang-rt-14-dev libomp-dev util-linux
   # Test references: torch for the forward pass (OpenBLAS or torch runs ~40x slower), numpy for torch.
   python3 python3-torch python3-numpy libopenblas0-pthread
 )

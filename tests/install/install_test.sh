@@ -23,7 +23,15 @@ ids=$("$prefix/bin/llama3" tokenize --text "Hello world")
 echo "tokenize: $ids"
 grep -q "9906" <<<"$ids" || { echo "FAIL: the installed binary cannot tokenize with its own tokenizer"; exit 1; }
 
-cmake -S "$src/tests/install/consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
+# The consumer is built with the build's compiler, and its sanitizers when the build has them
+# (an ASan library needs the ASan runtime of the same compiler in the program).
+cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+flags=()
+if grep -qE '^LLAMA3_(SANITIZE|FUZZ):BOOL=ON' "$build/CMakeCache.txt"; then
+  flags=(-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined)
+fi
+cmake -S "$src/tests/install/consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CXX_COMPILER="$cxx" "${flags[@]}" >/dev/null
 cmake --build "$work/consumer" >/dev/null
 out=$("$work/consumer/consumer")
 echo "$out"

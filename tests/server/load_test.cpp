@@ -33,7 +33,9 @@ namespace fs = std::filesystem;
 using llama3::testing::run_command;
 
 constexpr int kRuns = 3;
-constexpr int kRequests = 300;
+// Under ASan the model is ~10x slower: fewer requests fit the deadline, and the property (every
+// request accounted for under preemption and cancellation, the server idle after) is the same.
+constexpr int kRequests = llama3::testing::kSanitized ? 50 : 300;
 constexpr int kMaxTokens = 12;
 // A warm server's resident memory may still move by allocator noise: glibc's per-thread arenas
 // and 300 connection threads' stacks settle over the first runs (+8 MiB from the first run to
@@ -131,8 +133,10 @@ TEST(ServeLoad, EveryRequestCompletesUnderPreemptionAndTheServerReturnsToIdle) {
   EXPECT_GT(*engine_cancels, 0) << client_cancels << " requests closed their connection mid-stream";
   EXPECT_LE(*engine_cancels, static_cast<double>(client_cancels));
   ASSERT_EQ(rss_kib.size(), static_cast<size_t>(kRuns));
-  EXPECT_LE(rss_kib[2] - rss_kib[1], kRssToleranceKib)
-      << "VmRSS after the runs: " << rss_kib[0] << ", " << rss_kib[1] << ", " << rss_kib[2] << " KiB";
+  if (!llama3::testing::kSanitized) {  // ASan's quarantine holds freed memory: RSS would measure it
+    EXPECT_LE(rss_kib[2] - rss_kib[1], kRssToleranceKib)
+        << "VmRSS after the runs: " << rss_kib[0] << ", " << rss_kib[1] << ", " << rss_kib[2] << " KiB";
+  }
   EXPECT_EQ(serve.stop(SIGTERM), 0) << serve.stderr_text();
 }
 
