@@ -28,7 +28,7 @@ test: build
 # report fails its test), in its own folder; the same build carries the libFuzzer harnesses.
 SAN_DIR ?= build-sanitize
 sanitize-build: setup
-	@cmake -S . -B $(SAN_DIR) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DLLAMA3_FUZZ=ON >/dev/null
+	@cmake -S . -B $(SAN_DIR) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DLLAMA3_FUZZ=ON -DLLAMA3_BENCH=OFF >/dev/null
 	@cmake --build $(SAN_DIR) -j $(JOBS)
 
 test-sanitize: sanitize-build

@@ -10,7 +10,7 @@ namespace llama3::apps {
 
 struct DemoUserResult {
   std::vector<int32_t> generated;  // every token, across recycles in stress mode
-  std::string stop_reason;         // stop_token | max_generated_tokens | max_seq_len
+  std::string stop_reason;         // stop_token | max_generated_tokens | max_seq_len | interrupted | not started (interrupted)
   double ttft_ms = 0.0;            // from the start of its batch (or of the run) to its first token
   int64_t preemptions = 0;
   int64_t recycles = 0;  // stress mode: times its context filled up (or it stopped) and it started again

@@ -171,6 +171,11 @@ void DemoRunner::run(Engine& engine) {
     }
     if (interrupted_) break;  // later batches are not started
   }
+  if (interrupted_) {
+    for (size_t u : runnable_) {
+      if (run_.users[u].result.stop_reason.empty()) run_.users[u].result.stop_reason = "not started (interrupted)";
+    }
+  }
   const EngineMetrics m = engine.metrics();
   run_.stats.preemptions = m.preemptions;
   rss_at_end_ = runtime::current_rss_bytes();  // the model and the KV pool still in place

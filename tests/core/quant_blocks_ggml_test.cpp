@@ -2,6 +2,7 @@
 // the peer install is loaded at run time and its reference quantizers, dequantizers and fp16
 // conversions are compared bit for bit with ours. Skipped (and saying so) where it is not installed.
 #include <dlfcn.h>
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include <cctype>
@@ -76,8 +77,8 @@ class Ggml {
       }
       return std::unique_ptr<Ggml>(new Ggml(std::move(handle), env));
     }
-    for (const std::string& path : {std::string(LLAMA3_SOURCE_DIR) + "/.cache/peer/" + kPeerBins,
-                                    std::string("/tmp/nlc/") + kPeerBins}) {
+    for (const std::string& path : {fmt::format("{}/.cache/peer/{}", LLAMA3_SOURCE_DIR, kPeerBins),
+                                    fmt::format("/tmp/nlc/{}", kPeerBins)}) {
       if (!std::filesystem::exists(path)) continue;
       std::unique_ptr<void, DlCloser> handle(dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL));
       if (handle) return std::unique_ptr<Ggml>(new Ggml(std::move(handle), path));
