@@ -33,12 +33,22 @@ bool is_plain_file_name(const std::string& name) {
          name.find('\0') == std::string::npos;
 }
 
+// Whether `path` exists, by the error_code forms: a name the file system refuses (too long, a
+// component that is not a folder, no permission) is an error naming it, not a
+// std::filesystem exception (found by the fuzzer: a 300-byte shard name in an index).
+bool exists_checked(const fs::path& path) {
+  std::error_code ec;
+  const bool found = fs::exists(path, ec);
+  check(!ec, "{}: cannot be looked up: {}", path.string(), ec.message());
+  return found;
+}
+
 }  // namespace
 
 SafetensorsFolder::SafetensorsFolder(const fs::path& dir) {
   const fs::path single = dir / "model.safetensors";
   const fs::path index_path = dir / "model.safetensors.index.json";
-  if (fs::exists(index_path)) {
+  if (exists_checked(index_path)) {
     const json index = read_index(index_path);
     const json& weight_map = index.at("weight_map");
     check(!weight_map.empty(), "{}: weight_map is empty", index_path.string());
@@ -53,8 +63,13 @@ SafetensorsFolder::SafetensorsFolder(const fs::path& dir) {
       shard_of.emplace(tensor, file);
       if (shard_ids.count(file)) continue;
       const fs::path shard_path = dir / file;
-      check(fs::is_regular_file(shard_path), "{}: shard {} (holding tensor {}) not found: {}",
-            index_path.string(), quote(file), quote(tensor), shard_path.string());
+      std::error_code ec;
+      const bool found = fs::is_regular_file(shard_path, ec);
+      check(found, "{}: shard {} (holding tensor {}) {}: {}", index_path.string(), quote(file), quote(tensor),
+            ec == std::errc::no_such_file_or_directory ? "not found"
+            : ec                                        ? ec.message()
+                                                        : "is not a regular file",
+            shard_path.string());
       shard_ids.emplace(file, shards_.size());
       add_shard(shard_path);
     }
@@ -63,7 +78,7 @@ SafetensorsFolder::SafetensorsFolder(const fs::path& dir) {
       check(shard.find(tensor) != nullptr, "{}: weight_map puts tensor {} in {}, which lacks it",
             index_path.string(), quote(tensor), shard.path().string());
     }
-  } else if (fs::exists(single)) {
+  } else if (exists_checked(single)) {
     add_shard(single);
   } else {
     fail("{}: no model.safetensors or model.safetensors.index.json in this folder", dir.string());

@@ -71,6 +71,7 @@ TEST_F(SafetensorsFolderTest, PrefersTheIndexOverASingleFile) {
 TEST_F(SafetensorsFolderTest, RejectsBrokenFolders) {
   EXPECT_IO_ERROR(SafetensorsFolder(dir_.path()), dir_.path().string(),
                   "no model.safetensors or model.safetensors.index.json");
+  EXPECT_IO_ERROR(SafetensorsFolder(dir_.path() / std::string(300, 'd')), "cannot be looked up: File name too long");
 
   file("s1.safetensors", shard({{"a", "aa"}, {"b", "bb"}}));
   file("s2.safetensors", shard({{"c", "cc"}, {"a", "a2"}}));
@@ -86,6 +87,14 @@ TEST_F(SafetensorsFolderTest, RejectsBrokenFolders) {
   index(R"({"a":"s1.safetensors","c":"s2.safetensors"})");
   EXPECT_IO_ERROR(SafetensorsFolder(dir_.path()), "tensor 'a' is in both", "s1.safetensors",
                   "s2.safetensors");
+
+  // Names the file system refuses are errors about the index, not std::filesystem exceptions
+  // (the fuzzer's finding: a 300-byte name, past NAME_MAX).
+  index(R"({"a":")" + std::string(300, 'n') + R"(.safetensors"})");
+  EXPECT_IO_ERROR(SafetensorsFolder(dir_.path()), "(holding tensor 'a') File name too long");
+  std::filesystem::create_directory(dir_.path() / "folder.safetensors");
+  index(R"({"a":"folder.safetensors"})");
+  EXPECT_IO_ERROR(SafetensorsFolder(dir_.path()), "shard 'folder.safetensors' (holding tensor 'a') is not a regular file");
 
   index(R"({"a":"../s1.safetensors"})");
   EXPECT_IO_ERROR(SafetensorsFolder(dir_.path()), "names '../s1.safetensors', not a file");
