@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 DEMO_ARGS ?=
 
-.PHONY: setup configure build cli demo test sanitize-build test-sanitize fuzz bench peer-bench bench-serve-table clean
+.PHONY: setup configure build cli demo test sanitize-build test-sanitize fuzz bench peer-bench bench-serve-table stress-serve clean
 
 setup:
 	@scripts/setup.sh
@@ -53,6 +53,11 @@ peer-bench: cli
 # concurrency); ~20 minutes on 2 cores. LAYERS, CACHING, CONCURRENCY, RUNS: see the script.
 bench-serve-table: cli
 	bench/serve_table.sh $(BUILD_DIR)/llama3
+
+# The stress test through the server: `llama3 serve --check_finite` under bench-serve rounds for
+# MINUTES (default 30), RSS read between rounds; see the script for LAYERS, THREADS, REQUESTS.
+stress-serve: cli
+	bench/serve_stress.sh $(BUILD_DIR)/llama3
 
 clean:
 	rm -rf $(BUILD_DIR) $(SAN_DIR)

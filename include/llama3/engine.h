@@ -173,6 +173,8 @@ struct EngineMetrics {
   int64_t kv_blocks_used = 0;    // held by running requests
   int64_t kv_blocks_cached = 0;  // free but holding a reusable prefix
   int64_t steps = 0;
+  int64_t logits_checked = 0;    // rows checked for NaN/Inf (EngineOptions::check_finite)
+  int64_t logits_nonfinite = 0;  // of those, rows holding NaN/Inf (their requests failed)
 };
 
 struct ModelInfo {

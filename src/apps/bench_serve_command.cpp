@@ -121,6 +121,11 @@ void print_report(const LoadSummary& s, const std::optional<ServerCounters>& bef
     const double cached = after->prompt_tokens_cached - before->prompt_tokens_cached;
     fmt::print("{:<40}{:<10.3f}\n", "Prefix cache hit rate:", prompt > 0 ? cached / prompt : 0.0);
     fmt::print("{:<40}{:<10.0f}\n", "Preemptions:", after->preemptions - before->preemptions);
+    const double checked = after->logits_checked - before->logits_checked;
+    if (checked > 0) {
+      fmt::print("{:<40}{:.0f} of {:.0f} rows held NaN/Inf\n", "Logit checks (--check_finite):",
+                 after->logits_nonfinite - before->logits_nonfinite, checked);
+    }
     fmt::print("{:<40}{} ({} running, {} waiting, {} of {} KV blocks used)\n", "Idle at the end:",
                after->idle() ? "yes" : "NO", after->requests_running, after->requests_waiting, after->kv_blocks_used,
                after->kv_blocks_total);
@@ -133,7 +138,8 @@ json counters_json(const std::optional<ServerCounters>& c) {
   return {{"prompt_tokens", c->prompt_tokens},       {"prompt_tokens_cached", c->prompt_tokens_cached},
           {"generation_tokens", c->generation_tokens}, {"preemptions", c->preemptions},
           {"requests_running", c->requests_running}, {"requests_waiting", c->requests_waiting},
-          {"kv_blocks_used", c->kv_blocks_used},     {"kv_blocks_total", c->kv_blocks_total}};
+          {"kv_blocks_used", c->kv_blocks_used},     {"kv_blocks_total", c->kv_blocks_total},
+          {"logits_checked", c->logits_checked},     {"logits_nonfinite", c->logits_nonfinite}};
 }
 
 json options_json(const BenchServeOptions& o, const server::LoadTarget& target) {

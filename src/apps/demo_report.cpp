@@ -55,6 +55,7 @@ json summary_json(const DemoRun& run) {
   j["peak_rss_bytes"] = run.peak_rss;
   j["kv_blocks_used_peak"] = s.peak_blocks;
   j["kv_blocks_total"] = s.total_blocks;
+  j["kv_blocks_used_end"] = s.blocks_used_end;
   j["kv_cache_bytes"] = s.kv_bytes;
   j["preemptions"] = s.preemptions;
   j["interrupted"] = run.interrupted.empty() ? json(nullptr) : json(run.interrupted);
@@ -67,6 +68,8 @@ json summary_json(const DemoRun& run) {
     int64_t recycles = 0;
     for (const auto& u : run.users) recycles += u.result.recycles;
     j["recycles"] = recycles;
+    j["logits_checked"] = s.logits_checked;
+    j["logits_nonfinite"] = s.logits_nonfinite;
   }
   return j;
 }
@@ -134,6 +137,9 @@ void print_summary(const DemoRun& run) {
                s["tsu_first_10pct"].get<double>(), s["tsu_middle_10pct"].get<double>(),
                s["tsu_last_10pct"].get<double>(), s["recycles"].get<int64_t>(),
                static_cast<double>(run.rss_start) / gib, static_cast<double>(run.rss_end) / gib);
+    fmt::print("stress: NaN/Inf checks {} rows, {} failed; KV blocks in use at the end {}\n",
+               s["logits_checked"].get<int64_t>(), s["logits_nonfinite"].get<int64_t>(),
+               s["kv_blocks_used_end"].get<int64_t>());
   }
 }
 

@@ -33,6 +33,9 @@ struct DemoStats {
   int64_t peak_blocks = 0;
   int64_t total_blocks = 0;
   int64_t preemptions = 0;
+  int64_t blocks_used_end = 0;   // KV blocks still held when every user is done: 0, or a leak
+  int64_t logits_checked = 0;    // stress mode: rows of logits checked for NaN/Inf
+  int64_t logits_nonfinite = 0;  // and those holding one (each failed its user)
   size_t kv_bytes = 0;
 };
 

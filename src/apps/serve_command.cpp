@@ -115,6 +115,9 @@ const CommandRegistrar kRegistrar{
           ->check(CLI::PositiveNumber)
           ->capture_default_str();
       app.add_flag("--no_prefix_caching", o->no_prefix_caching, "do not share KV blocks of common prompt prefixes");
+      app.add_flag("--check_finite", o->engine.check_finite,
+                   "fail a request whose logits hold NaN/Inf, counted in /metrics (the stress test's check; one "
+                   "more pass over the vocabulary's logits per token)");
       app.add_option("--kv_memory", o->engine.kv_memory_gb,
                      "KV cache pool in GiB (default: what fits beside the weights with a margin)")
           ->check(CLI::PositiveNumber);

@@ -89,6 +89,8 @@ void Engine::Impl::update_snapshot() {
   snapshot.kv_blocks_used = sched->pool().used_blocks();
   snapshot.kv_blocks_cached = sched->pool().cached_blocks();
   snapshot.steps = c.steps;
+  snapshot.logits_checked = c.logits_checked;
+  snapshot.logits_nonfinite = c.logits_nonfinite;
 }
 
 void Engine::Impl::loop() {

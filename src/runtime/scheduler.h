@@ -98,6 +98,8 @@ struct SchedulerCounters {
   int64_t finished = 0, cancelled = 0, failed = 0;
   int64_t prompt_tokens = 0, prompt_tokens_cached = 0, generated_tokens = 0;
   int64_t preemptions = 0, steps = 0;
+  // check_finite: rows of logits checked before sampling, and those holding NaN/Inf (each fails its request).
+  int64_t logits_checked = 0, logits_nonfinite = 0;
 };
 
 class Scheduler {

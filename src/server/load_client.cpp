@@ -336,6 +336,8 @@ std::optional<ServerCounters> read_server_counters(const LoadTarget& target) {
   c.requests_waiting = sample(s, "llama3_requests_waiting").value_or(0);
   c.kv_blocks_used = sample(s, "llama3_kv_blocks_used").value_or(0);
   c.kv_blocks_total = sample(s, "llama3_kv_blocks_total").value_or(0);
+  c.logits_checked = sample(s, "llama3_logits_checked_total").value_or(0);
+  c.logits_nonfinite = sample(s, "llama3_logits_nonfinite_total").value_or(0);
   return c;
 }
 

@@ -87,6 +87,8 @@ struct ServerCounters {
   double requests_waiting = 0;
   double kv_blocks_used = 0;
   double kv_blocks_total = 0;
+  double logits_checked = 0;    // serve --check_finite: rows checked for NaN/Inf
+  double logits_nonfinite = 0;  // and those that held one
   bool idle() const { return requests_running == 0 && requests_waiting == 0 && kv_blocks_used == 0; }
 };
 

@@ -101,6 +101,11 @@ std::string ServerMetrics::render(const EngineMetrics& m) const {
          m.kv_blocks_total > 0 ? static_cast<double>(m.kv_blocks_used) / static_cast<double>(m.kv_blocks_total) : 0.0);
   single(out, "llama3_engine_steps_total", "counter", "Scheduler steps (forward passes over the batch).",
          static_cast<double>(m.steps));
+  single(out, "llama3_logits_checked_total", "counter",
+         "Rows of logits checked for NaN/Inf before sampling (serve --check_finite).",
+         static_cast<double>(m.logits_checked));
+  single(out, "llama3_logits_nonfinite_total", "counter",
+         "Checked rows of logits that held NaN/Inf (each failed its request).", static_cast<double>(m.logits_nonfinite));
   ttft_.render(out, "llama3_time_to_first_token_seconds", "Time from a request's arrival to its first token.");
   itl_.render(out, "llama3_inter_token_latency_seconds", "Time between consecutive tokens of a request.");
   e2e_.render(out, "llama3_request_duration_seconds", "Time from a request's arrival to its last token.");

@@ -100,6 +100,12 @@ TEST_F(DemoTest, StressRecyclesUsersWithFlatMemory) {
   EXPECT_GT(s["recycles"].get<int>(), 4 * tokens / 100) << "each user refills its 64-token context many times";
   EXPECT_LE(s["kv_blocks_used_peak"].get<int>(), 16);
   EXPECT_GT(s["tsu_last_10pct"].get<double>(), 0.0);
+  // Every sampled token's logits were checked for NaN/Inf, and every block came back at the end.
+  size_t generated = 0;
+  for (const json& u : r["users"]) generated += u["generated_tokens"].size();
+  EXPECT_EQ(s["logits_checked"].get<size_t>(), generated);
+  EXPECT_EQ(s["logits_nonfinite"], 0);
+  EXPECT_EQ(s["kv_blocks_used_end"], 0);
   if (kSanitized) return;  // ASan's quarantine holds freed memory: RSS would measure it, not us
   // RSS after the first iteration vs at the end: the KV pool and scratch are reused, so growth
   // over 2,000 iterations stays within allocator noise (8 MiB).

@@ -393,6 +393,22 @@ TEST_F(SchedulerTest, NonFiniteLogitsFailTheRequestWhenChecked) {
   EXPECT_NE(out_[0].result->error.find("position 9"), std::string::npos) << out_[0].result->error;
   EXPECT_TRUE(out_[0].tokens.empty());
   EXPECT_EQ(s.pool().used_blocks(), 0);
+  EXPECT_EQ(s.counters().logits_checked, 1);
+  EXPECT_EQ(s.counters().logits_nonfinite, 1);
+}
+
+TEST_F(SchedulerTest, FiniteChecksAreCountedOncePerSampledTokenAndOnlyWhenAsked) {
+  for (const bool check : {false, true}) {
+    SchedulerOptions o = options();
+    o.check_finite = check;
+    Scheduler s(model_, o, nullptr);
+    s.add(request(0, prompt(10, 33), 5));
+    s.add(request(1, prompt(20, 34), 3));
+    run(s);
+    EXPECT_EQ(s.counters().generated_tokens, 8);
+    EXPECT_EQ(s.counters().logits_checked, check ? 8 : 0);
+    EXPECT_EQ(s.counters().logits_nonfinite, 0);
+  }
 }
 
 TEST_F(SchedulerTest, LogprobsAreTheLogSoftmaxOfTheRawLogits) {

@@ -82,7 +82,7 @@ std::optional<double> server_metric(int port, const std::string& series) {
 TEST(ServeLoad, EveryRequestCompletesUnderPreemptionAndTheServerReturnsToIdle) {
   SKIP_WITHOUT_TOKENIZER();
   ServeProcess serve({"--weights", "random", "--layers", "1", "--max_seq_len", "256", "--max_batch", "32",
-                      "--max_queue", "64", "--prefill_chunk", "32", "--kv_memory", "0.004", "--port", "0"});
+                      "--max_queue", "64", "--prefill_chunk", "32", "--kv_memory", "0.004", "--check_finite", "--port", "0"});
   const int port = serve.wait_for_port();
   ASSERT_GT(port, 0) << serve.stdout_text() << serve.stderr_text();
   const pid_t pid = serve_pid();
@@ -118,6 +118,12 @@ TEST(ServeLoad, EveryRequestCompletesUnderPreemptionAndTheServerReturnsToIdle) {
     EXPECT_TRUE(j["server"]["idle_at_end"].get<bool>()) << after.dump();
     EXPECT_EQ(after["requests_running"], 0.0);
     EXPECT_EQ(after["kv_blocks_used"], 0.0);
+    // --check_finite: every sampled token's row of logits was checked, and none held NaN/Inf.
+    const json& before = j["server"]["before"];
+    const double checked = after["logits_checked"].get<double>() - before["logits_checked"].get<double>();
+    EXPECT_GT(checked, 0.0);
+    EXPECT_EQ(checked, after["generation_tokens"].get<double>() - before["generation_tokens"].get<double>());
+    EXPECT_EQ(after["logits_nonfinite"], 0.0);
     EXPECT_GT(j["server"]["prefix_cache_hit_rate"].get<double>(), 0.1) << "the shared prefix was not reused";
     preemptions += j["server"]["preemptions"].get<double>();
     rss_kib.push_back(vm_rss_kib(pid));

@@ -45,6 +45,8 @@ TEST(Metrics, RendersServerAndEngineFigures) {
   e.kv_blocks_total = 100;
   e.kv_blocks_used = 25;
   e.requests_cancelled = 1;
+  e.logits_checked = 900;
+  e.logits_nonfinite = 2;
   const std::string out = m.render(e);
   EXPECT_THAT(out, HasSubstr("llama3_http_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 2\n"));
   EXPECT_THAT(out, HasSubstr("llama3_http_requests_total{endpoint=\"/v1/chat/completions\",status=\"429\"} 1\n"));
@@ -56,6 +58,8 @@ TEST(Metrics, RendersServerAndEngineFigures) {
   EXPECT_THAT(out, HasSubstr("llama3_kv_blocks_used 25\n"));
   EXPECT_THAT(out, HasSubstr("llama3_kv_cache_usage_ratio 0.25\n"));
   EXPECT_THAT(out, HasSubstr("llama3_preemptions_total 4\n"));
+  EXPECT_THAT(out, HasSubstr("llama3_logits_checked_total 900\n"));
+  EXPECT_THAT(out, HasSubstr("llama3_logits_nonfinite_total 2\n"));
   EXPECT_THAT(out, HasSubstr("llama3_engine_requests_total{outcome=\"cancelled\"} 1\n"));
   EXPECT_THAT(out, HasSubstr("llama3_time_to_first_token_seconds_count 1\n"));
   EXPECT_THAT(out, HasSubstr("llama3_inter_token_latency_seconds_bucket{le=\"0.025\"} 1\n"));
