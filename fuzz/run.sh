@@ -19,6 +19,7 @@ for name in $names; do
         -artifact_prefix="$build/fuzz-artifacts/$name-")
   [ -n "${dict[$name]:-}" ] && args+=(-dict="fuzz/dict/${dict[$name]}.dict")
   log="$build/fuzz-logs/$name.log"
+  start=$SECONDS
   if "$build/fuzz/fuzz_$name" "${args[@]}" "$work" "fuzz/corpus/$name" > "$log" 2>&1; then
     result=ok
   else
@@ -28,7 +29,8 @@ for name in $names; do
   # libFuzzer's final stats: executions, and the coverage (edges) and features reached.
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || true)
-  printf 'fuzz %-16s %-6s %8ss %12s execs  %-22s corpus %s files\n' "$name" "$result" "$seconds" "$execs" \
+  # The time it ran: a finding stops the harness before its SECONDS.
+  printf 'fuzz %-16s %-6s %8ss %12s execs  %-22s corpus %s files\n' "$name" "$result" "$((SECONDS - start))" "$execs" \
     "$cov" "$(ls "$work" | wc -l)"
   [ "$result" = ok ] || tail -40 "$log"
 done
