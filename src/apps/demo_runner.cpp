@@ -6,7 +6,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <thread>
 
 #include "core/error.h"
 #include "runtime/rss.h"
@@ -19,19 +18,6 @@ std::string quoted_piece(const std::string& text) {
   std::string out;
   for (char ch : text) out += ch == '\n' ? std::string("\\n") : std::string(1, ch);
   return out;
-}
-
-// The engine publishes its counters after each step, a moment after the last user's callback
-// has run: wait (briefly) for the snapshot with nothing running or waiting, so the end figures
-// (blocks still held, checks made) are the final ones and not those of the step before.
-EngineMetrics settled_metrics(const Engine& engine) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  EngineMetrics m = engine.metrics();
-  while ((m.requests_running > 0 || m.requests_waiting > 0) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    m = engine.metrics();
-  }
-  return m;
 }
 
 }  // namespace
@@ -190,7 +176,9 @@ void DemoRunner::run(Engine& engine) {
       if (run_.users[u].result.stop_reason.empty()) run_.users[u].result.stop_reason = "not started (interrupted)";
     }
   }
-  const EngineMetrics m = settled_metrics(engine);
+  // The engine brings its snapshot up to date before each completion's callback (blocks released,
+  // checks counted), so after the last user's it holds the end figures.
+  const EngineMetrics m = engine.metrics();
   run_.stats.preemptions = m.preemptions;
   run_.stats.blocks_used_end = m.kv_blocks_used;
   run_.stats.logits_checked = m.logits_checked;

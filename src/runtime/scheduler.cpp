@@ -303,11 +303,13 @@ bool Scheduler::run_step() {
 }
 
 void Scheduler::accept_token(Sequence& s, std::span<const float> logits) {
-  if (opt_.check_finite) ++counters_.logits_checked;
-  if (opt_.check_finite && !kernels::all_finite(logits.data(), static_cast<int64_t>(logits.size()))) {
-    ++counters_.logits_nonfinite;
-    return finish(s, StopReason::error,
-                  fmt::format("non-finite logits (NaN or Inf) at position {}", opt_.position_offset + s.cached - 1));
+  if (opt_.check_finite) {
+    ++counters_.logits_checked;
+    if (!kernels::all_finite(logits.data(), static_cast<int64_t>(logits.size()))) {
+      ++counters_.logits_nonfinite;
+      return finish(s, StopReason::error,
+                    fmt::format("non-finite logits (NaN or Inf) at position {}", opt_.position_offset + s.cached - 1));
+    }
   }
   int32_t token = 0;
   try {
