@@ -10,6 +10,7 @@
 #
 #   MINUTES=30 LAYERS=2 THREADS=0 CONCURRENCY=32 REQUESTS=200 KV_GIB=0.04 bench/serve_stress.sh [llama3]
 set -euo pipefail
+source "$(dirname "$0")/serve_common.sh"
 BIN=${1:-build/llama3}
 MINUTES=${MINUTES:-30}
 LAYERS=${LAYERS:-2}
@@ -20,19 +21,10 @@ KV_GIB=${KV_GIB:-0.04}     # 2 layers: ~330 blocks of 32 tokens, fewer than 32 r
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/llama3-serve-stress.XXXXXX)}
 mkdir -p "$OUT_DIR"
 
-log="$OUT_DIR/server.log"
-"$BIN" serve --weights random --layers "$LAYERS" --threads "$THREADS" --max_seq_len 1024 --max_batch 32 \
-  --kv_memory "$KV_GIB" --check_finite --port 0 >"$log" 2>&1 &
-server_pid=$!
-trap 'kill -TERM $server_pid 2>/dev/null; wait $server_pid 2>/dev/null || true' EXIT
-port=""
-for _ in $(seq 1 600); do
-  port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log")
-  [ -n "$port" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
-  sleep 0.5
-done
-[ -n "$port" ] || { echo "the server did not start: $log" >&2; exit 1; }
+server_pid=""
+trap '[ -n "$server_pid" ] && { kill -TERM $server_pid 2>/dev/null; wait $server_pid 2>/dev/null || true; }' EXIT
+start_server "$BIN" "$OUT_DIR/server.log" --weights random --layers "$LAYERS" --threads "$THREADS" \
+  --max_seq_len 1024 --max_batch 32 --kv_memory "$KV_GIB" --check_finite
 rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$server_pid/status"; }
 
 echo "server pid $server_pid on port $port; rounds of $REQUESTS requests for $MINUTES minutes; files in $OUT_DIR"

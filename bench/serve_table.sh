@@ -7,6 +7,7 @@
 #   LAYERS="2 16" CACHING="on off" CONCURRENCY="32 8" RUNS=2 bench/serve_table.sh [path/to/llama3]
 # Requests per run: REQUESTS_SMALL (200) for up to 2 layers, REQUESTS_LARGE (64) above.
 set -euo pipefail
+source "$(dirname "$0")/serve_common.sh"
 BIN=${1:-build/llama3}
 LAYERS=${LAYERS:-"2 16"}
 CACHING=${CACHING:-"on off"}
@@ -44,16 +45,7 @@ for layers in $LAYERS; do
         log="$OUT_DIR/server-L$layers-$caching-C$c-$run.log"
         flags=()
         [ "$caching" = off ] && flags+=(--no_prefix_caching)
-        "$BIN" serve --weights random --layers "$layers" --max_seq_len 1024 --port 0 "${flags[@]}" >"$log" 2>&1 &
-        server_pid=$!
-        port=""
-        for _ in $(seq 1 600); do
-          port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log")
-          [ -n "$port" ] && break
-          kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
-          sleep 0.5
-        done
-        [ -n "$port" ] || { echo "the server did not start: $log" >&2; exit 1; }
+        start_server "$BIN" "$log" --weights random --layers "$layers" --max_seq_len 1024 "${flags[@]}"
         json="$OUT_DIR/L$layers-$caching-C$c-$run.json"
         steal_before=$(steal_ticks)
         "$BIN" bench-serve --port "$port" --requests "$requests" --concurrency "$c" --shared_prefix 256 \
