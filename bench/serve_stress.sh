@@ -45,7 +45,8 @@ j = json.load(open(sys.argv[1])); s = j["summary"]; sv = j["server"]
 print(f"round {sys.argv[2]}: {s['completed']} completed, {s['cancelled']} cancelled, {s['failed']} failed "
       f"in {s['duration_s']:.0f} s; {1000 / s['tpot_ms']['mean']:.2f} tok/s/user (TPOT mean "
       f"{s['tpot_ms']['mean']:.1f} ms), {s['output_throughput']:.0f} tok/s; {sv['preemptions']:.0f} preemptions; "
-      f"server VmRSS {int(sys.argv[3]) / 1024:.1f} MiB", flush=True)
+      f"server VmRSS {int(sys.argv[3]) / 1024:.1f} MiB, heap in use {sv['after']['heap_in_use'] / 2**20:.2f} MiB, "
+      f"freed but held {sv['after']['heap_free_held'] / 2**20:.2f} MiB", flush=True)
 EOF
 done
 
@@ -69,6 +70,11 @@ print(f"stress-serve: tok/s/user first 10% {window(0, 0.1):.2f}, middle {window(
       f"last 10% {window(0.9, 1.0):.2f}")
 print(f"stress-serve: server VmRSS {rss[0] / 1024:.1f} MiB at start, {rss[1] / 1024:.1f} after round 1, "
       f"{rss[-1] / 1024:.1f} at the end (min {min(rss[1:]) / 1024:.1f}, max {max(rss[1:]) / 1024:.1f} after round 1)")
+heap = [j["server"]["after"]["heap_in_use"] for j in runs]
+held = [j["server"]["after"]["heap_free_held"] for j in runs]
+print(f"stress-serve: C heap in use {first['heap_in_use'] / 2**20:.2f} MiB at start, {heap[0] / 2**20:.2f} after round 1, "
+      f"{heap[-1] / 2**20:.2f} at the end (max {max(heap) / 2**20:.2f}); freed but held by malloc "
+      f"{first['heap_free_held'] / 2**20:.2f}, {held[0] / 2**20:.2f}, {held[-1] / 2**20:.2f} MiB (max {max(held) / 2**20:.2f})")
 print(f"stress-serve: NaN/Inf checks {checked:.0f} rows, {last['logits_nonfinite'] - first['logits_nonfinite']:.0f} "
       f"failed; preemptions {sum(j['server']['preemptions'] for j in runs):.0f}; KV blocks in use at the end "
       f"{last['kv_blocks_used']:.0f} of {last['kv_blocks_total']:.0f}; idle after every round: "

@@ -139,7 +139,9 @@ json counters_json(const std::optional<ServerCounters>& c) {
           {"generation_tokens", c->generation_tokens}, {"preemptions", c->preemptions},
           {"requests_running", c->requests_running}, {"requests_waiting", c->requests_waiting},
           {"kv_blocks_used", c->kv_blocks_used},     {"kv_blocks_total", c->kv_blocks_total},
-          {"logits_checked", c->logits_checked},     {"logits_nonfinite", c->logits_nonfinite}};
+          {"logits_checked", c->logits_checked},     {"logits_nonfinite", c->logits_nonfinite},
+          {"resident_bytes", c->resident_bytes},     {"heap_in_use", c->heap_in_use},
+          {"heap_free_held", c->heap_free_held}};
 }
 
 json options_json(const BenchServeOptions& o, const server::LoadTarget& target) {

@@ -338,6 +338,9 @@ std::optional<ServerCounters> read_server_counters(const LoadTarget& target) {
   c.kv_blocks_total = sample(s, "llama3_kv_blocks_total").value_or(0);
   c.logits_checked = sample(s, "llama3_logits_checked_total").value_or(0);
   c.logits_nonfinite = sample(s, "llama3_logits_nonfinite_total").value_or(0);
+  c.resident_bytes = sample(s, "process_resident_memory_bytes").value_or(0);
+  c.heap_in_use = sample(s, "llama3_heap_in_use_bytes").value_or(0);
+  c.heap_free_held = sample(s, "llama3_heap_free_held_bytes").value_or(0);
   return c;
 }
 

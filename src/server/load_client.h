@@ -89,6 +89,9 @@ struct ServerCounters {
   double kv_blocks_total = 0;
   double logits_checked = 0;    // serve --check_finite: rows checked for NaN/Inf
   double logits_nonfinite = 0;  // and those that held one
+  double resident_bytes = 0;    // the server's RSS
+  double heap_in_use = 0;       // C heap bytes held by the program (0 where the server does not say)
+  double heap_free_held = 0;    // C heap bytes freed but kept by its allocator
   bool idle() const { return requests_running == 0 && requests_waiting == 0 && kv_blocks_used == 0; }
 };
 

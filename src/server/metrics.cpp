@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "runtime/rss.h"
+
 namespace llama3::server {
 namespace {
 
@@ -106,6 +108,16 @@ std::string ServerMetrics::render(const EngineMetrics& m) const {
          static_cast<double>(m.logits_checked));
   single(out, "llama3_logits_nonfinite_total", "counter",
          "Checked rows of logits that held NaN/Inf (each failed its request).", static_cast<double>(m.logits_nonfinite));
+  // The process's memory, so a long run shows whether it grows, and whether growth is in bytes the
+  // program holds (a leak) or in freed bytes the allocator keeps (fragmentation).
+  single(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+         static_cast<double>(runtime::current_rss_bytes()));
+  if (const std::optional<runtime::HeapUsage> heap = runtime::heap_usage()) {
+    single(out, "llama3_heap_in_use_bytes", "gauge", "C heap bytes allocated and not freed (glibc mallinfo2).",
+           static_cast<double>(heap->in_use));
+    single(out, "llama3_heap_free_held_bytes", "gauge", "C heap bytes freed but held by the allocator.",
+           static_cast<double>(heap->free_held));
+  }
   ttft_.render(out, "llama3_time_to_first_token_seconds", "Time from a request's arrival to its first token.");
   itl_.render(out, "llama3_inter_token_latency_seconds", "Time between consecutive tokens of a request.");
   e2e_.render(out, "llama3_request_duration_seconds", "Time from a request's arrival to its last token.");

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "core/error.h"
 #include "runtime/rss.h"
@@ -132,6 +134,36 @@ TEST(Rss, ReportsCurrentAndPeakResidentMemory) {
   EXPECT_GE(during, before + kBytes * 3 / 4);
   EXPECT_GE(peak_rss_bytes(), during);
   EXPECT_EQ(block[kBytes - 1], 1);
+}
+
+// The stress runs tell a leak from a held free list by these two figures, so each must move with
+// what the program allocates and frees.
+TEST(Rss, HeapUsageFollowsAllocationsAndFrees) {
+  const std::optional<HeapUsage> start = heap_usage();
+  if (llama3::testing::kSanitized) {  // ASan's allocator replaces malloc; glibc's mallinfo2 does not see it
+    EXPECT_FALSE(start.has_value()) << "figures that cannot see the allocations must not be shown";
+    return;
+  }
+  ASSERT_TRUE(start.has_value()) << "glibc 2.33 or later reports mallinfo2";
+  // 256 chunks of 16 KiB: below the mmap threshold, so they come from the arena.
+  constexpr size_t kChunk = 16 << 10, kCount = 256;
+  std::vector<std::unique_ptr<char[]>> chunks;
+  for (size_t i = 0; i < kCount; ++i) {
+    chunks.push_back(std::make_unique<char[]>(kChunk));
+    chunks.back()[0] = static_cast<char>(i);
+  }
+  const HeapUsage full = *heap_usage();
+  EXPECT_GE(full.in_use, start->in_use + kChunk * kCount);
+  // Free every other chunk: the holes cannot go back to the system, so they are held as free.
+  for (size_t i = 0; i < kCount; i += 2) chunks[i].reset();
+  const HeapUsage holes = *heap_usage();
+  EXPECT_LE(holes.in_use + kChunk * kCount / 2, full.in_use + kChunk);  // one chunk of slack for bookkeeping
+  EXPECT_GE(holes.free_held, full.free_held + kChunk * kCount / 4);
+  // A large block is mmapped and counted as in use too.
+  constexpr size_t kLarge = size_t{8} << 20;
+  auto large = std::make_unique<char[]>(kLarge);
+  large[0] = 1;
+  EXPECT_GE(heap_usage()->in_use, holes.in_use + kLarge);
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "server/metrics.h"
+#include "server/prometheus_text.h"
+#include "test_support.h"
 
 namespace llama3::server {
 namespace {
@@ -64,6 +66,15 @@ TEST(Metrics, RendersServerAndEngineFigures) {
   EXPECT_THAT(out, HasSubstr("llama3_time_to_first_token_seconds_count 1\n"));
   EXPECT_THAT(out, HasSubstr("llama3_inter_token_latency_seconds_bucket{le=\"0.025\"} 1\n"));
   EXPECT_THAT(out, HasSubstr("# TYPE llama3_request_duration_seconds histogram\n"));
+  // The process's own memory, read when rendered: present and plausible (this test is running).
+  const PrometheusSamples samples = parse_prometheus_text(out);
+  EXPECT_GT(sample(samples, "process_resident_memory_bytes").value_or(0), 1 << 20);
+  if (llama3::testing::kSanitized) {  // ASan's allocator replaces glibc's: its figures would be 0, so none are shown
+    EXPECT_FALSE(sample(samples, "llama3_heap_in_use_bytes").has_value());
+  } else {
+    EXPECT_GT(sample(samples, "llama3_heap_in_use_bytes").value_or(0), 0);
+    EXPECT_TRUE(sample(samples, "llama3_heap_free_held_bytes").has_value());
+  }
   // Every sample line is "name{labels} value" or "name value".
   std::istringstream lines(out);
   for (std::string line; std::getline(lines, line);) {
