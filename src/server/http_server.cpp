@@ -14,6 +14,7 @@
 
 #include "server/api_error.h"
 #include "server/generation_run.h"
+#include "server/lifo_thread_pool.h"
 #include "server/metrics.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
@@ -106,7 +107,7 @@ struct HttpServer::Impl {
 
   Impl(Engine& e, ServerOptions o) : engine(e), options(std::move(o)) {
     const size_t threads = std::max<size_t>(options.threads, 2);
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    http.new_task_queue = [threads] { return new LifoThreadPool(threads); };  // httplib owns and deletes it
     http.set_payload_max_length(options.max_body_bytes);
     // Each SSE chunk goes out at once rather than waiting for Nagle's coalescing.
     http.set_tcp_nodelay(true);
