@@ -45,12 +45,13 @@ class Gate {
   bool open_ = false;
 };
 
-void wait_until_all_idle(const LifoThreadPool& pool) {
-  for (int spin = 0; spin < 100000 && pool.threads_idle() < pool.threads_started(); ++spin) {
-    std::this_thread::sleep_for(100us);
-  }
-  ASSERT_EQ(pool.threads_idle(), pool.threads_started());
+// Waits (up to 10 s) until at least `n` threads are idle.
+void wait_for_idle(const LifoThreadPool& pool, size_t n) {
+  for (int spin = 0; spin < 100000 && pool.threads_idle() < n; ++spin) std::this_thread::sleep_for(100us);
+  ASSERT_GE(pool.threads_idle(), n);
 }
+
+void wait_until_all_idle(const LifoThreadPool& pool) { wait_for_idle(pool, pool.threads_started()); }
 
 TEST(LifoThreadPool, ConsecutiveJobsReuseOneThread) {
   LifoThreadPool pool(64);
@@ -85,7 +86,7 @@ TEST(LifoThreadPool, TheMostRecentlyIdleThreadTakesTheNextJob) {
   for (int i : {2, 0, 1}) {  // job 1's thread goes idle last
     const size_t idle = pool.threads_idle();
     gates[i].open();
-    for (int spin = 0; spin < 100000 && pool.threads_idle() == idle; ++spin) std::this_thread::sleep_for(100us);
+    wait_for_idle(pool, idle + 1);
   }
   ASSERT_EQ(pool.threads_idle(), 3u);
   std::promise<std::thread::id> next;
