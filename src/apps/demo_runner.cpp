@@ -119,7 +119,13 @@ bool DemoRunner::finish_round(size_t u, const Completion& done) {
   if (state_[u].rounds == 1) r.ttft_ms = done.ttft_ms;
   r.preemptions += done.preemptions;
   const bool all_generated = static_cast<int64_t>(r.generated.size()) >= schedule_.max_generated_tokens;
-  if (schedule_.stress_test && !all_generated && !interrupted_) {
+  if (schedule_.stress_test && !all_generated) {
+    // A round that ended on its own just as the signal came would have been recycled: the
+    // signal cut this user short as much as the ones it cancelled mid-round.
+    if (interrupted_) {
+      r.stop_reason = "interrupted";
+      return false;
+    }
     ++r.recycles;
     return true;
   }
@@ -152,14 +158,16 @@ void DemoRunner::run(Engine& engine) {
       std::pair<size_t, Completion> done;
       {
         std::unique_lock lock(mu_);
-        // Woken by completions; every 50 ms also looks at the stop signal.
-        while (!cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return !done_.empty(); })) {
+        // Woken by completions, or after 50 ms; looks at the stop signal each time round, not
+        // only when no completion came for 50 ms: a stress run whose rounds end every few
+        // milliseconds would otherwise never see it.
+        do {
           if (!interrupted_ && stop_signal_ && stop_signal_->load() != 0) {
             interrupted_ = true;
             run_.interrupted = stop_signal_->load() == SIGINT ? "SIGINT" : "SIGTERM";
             for (const auto& [user, id] : in_flight_) engine.cancel(id);
           }
-        }
+        } while (!cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return !done_.empty(); }));
         done = std::move(done_.front());
         done_.pop_front();
       }
