@@ -1,5 +1,6 @@
 #include "model/llama_model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/dtype.h"
@@ -9,6 +10,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "kernels/quant_matmul.h"
+#include "model/batch_broadcast.h"
 #include "model/rope.h"
 
 namespace llama3::model {
@@ -36,11 +38,16 @@ void parallel_rows(int64_t n, Fn&& fn, int64_t min_parallel = 2) {
 
 }  // namespace
 
-LlamaModel::LlamaModel(ModelConfig config, ModelWeights weights)
-    : config_(std::move(config)), weights_(std::move(weights)), rope_freqs_(rope_frequencies(config_)) {
+LlamaModel::LlamaModel(ModelConfig config, ModelWeights weights, dist::Communicator* group)
+    : config_(std::move(config)), weights_(std::move(weights)), group_(group), rope_freqs_(rope_frequencies(config_)) {
   config_.validate();
   check(static_cast<int64_t>(weights_.layers.size()) == config_.n_layers,
         "model has {} layers of weights but the config says {}", weights_.layers.size(), config_.n_layers);
+  const int ranks = group_ ? group_->size() : 1;
+  shard_ = shard_plan(config_, weights_.shard.rank, weights_.shard.ranks);
+  check(shard_.ranks == ranks && (!group_ || shard_.rank == group_->rank()),
+        "the weights are those of {} but this rank is rank {} of a group of {}", shard_.describe(),
+        group_ ? group_->rank() : 0, ranks);
 }
 
 size_t LlamaModel::activation_bytes(const ModelConfig& c, int64_t tokens, int64_t logit_rows) {
@@ -51,6 +58,19 @@ size_t LlamaModel::activation_bytes(const ModelConfig& c, int64_t tokens, int64_
   const int64_t quantized = tokens * (c.ffn_dim + c.ffn_dim / 32 * 8);
   const int64_t logits = logit_rows * c.vocab_size * 4;
   return static_cast<size_t>(floats * 4 + quantized + logits);
+}
+
+void LlamaModel::follow(KvCache& cache) {
+  check(group_ && group_->rank() != 0, "follow: only ranks other than 0 of a mesh follow");
+  ReceivedBatch batch;
+  std::vector<float> logits;
+  while (receive_batch(*group_, batch)) forward(batch.items, cache, logits);
+}
+
+void LlamaModel::release_followers() {
+  if (!leads_followers_) return;
+  leads_followers_ = false;
+  broadcast_stop(*group_);
 }
 
 void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::vector<float>& logits) {
@@ -72,7 +92,12 @@ void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::
     }
     total += static_cast<int64_t>(item.tokens.size());
     logit_rows += item.all_logits ? static_cast<int64_t>(item.tokens.size()) : 1;
+    for (int32_t id : item.tokens) {
+      check(id >= 0 && id < c.vocab_size, "token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
+    }
   }
+  // Only a batch every rank can run goes to the followers: a refused one stays a local error.
+  if (leads_followers_) broadcast_batch(*group_, batch);
   tokens_ = total;
   const int64_t dim = c.dim;
   const int64_t half = c.head_dim / 2;
@@ -82,19 +107,17 @@ void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::
   s_.pos.resize(static_cast<size_t>(total));
   s_.item_of.resize(static_cast<size_t>(total));
 
-  // Embedding lookup and per-token RoPE angles (shared by all layers and heads).
+  // Per-token positions and RoPE angles (shared by all layers and heads), then the embedding.
   int64_t t = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     for (size_t j = 0; j < batch[i].tokens.size(); ++j, ++t) {
-      const int32_t id = batch[i].tokens[j];
-      check(id >= 0 && id < c.vocab_size, "token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
-      matrix_row_f32(weights_.tok_embeddings, id, s_.x.data() + t * dim);
       s_.pos[static_cast<size_t>(t)] = batch[i].start_pos + static_cast<int64_t>(j);
       s_.item_of[static_cast<size_t>(t)] = static_cast<int32_t>(i);
       rope_cos_sin(rope_freqs_, s_.pos[static_cast<size_t>(t)] + batch[i].rope_offset, s_.cos.data() + t * half,
                    s_.sin.data() + t * half);
     }
   }
+  embed(batch);
 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     attention_layer(l, batch, cache);
@@ -113,8 +136,55 @@ void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::
     }
     t += n;
   }
-  logits.resize(static_cast<size_t>(logit_rows * c.vocab_size));
-  project(s_.xn.data(), logit_rows, {{&weights_.output, logits.data()}});
+  gather_logits(logit_rows, logits);
+}
+
+void LlamaModel::embed(std::span<const BatchItem> batch) {
+  const int64_t dim = config_.dim;
+  const Slice vocab = shard().vocab;
+  int64_t t = 0;
+  for (const BatchItem& item : batch) {
+    for (int32_t id : item.tokens) {
+      float* x = s_.x.data() + t++ * dim;
+      if (id >= vocab.begin && id < vocab.end()) {
+        matrix_row_f32(weights_.tok_embeddings, id - vocab.begin, x);
+      } else {
+        std::fill(x, x + dim, 0.0f);  // another rank's row: it arrives through the sum
+      }
+    }
+  }
+  if (group_) group_->all_reduce_sum({s_.x.data(), static_cast<size_t>(tokens_ * dim)});
+}
+
+void LlamaModel::gather_logits(int64_t rows, std::vector<float>& logits) {
+  const int64_t vocab = config_.vocab_size;
+  logits.resize(static_cast<size_t>(rows * vocab));
+  if (!group_) {
+    project(s_.xn.data(), rows, {{&weights_.output, logits.data()}});
+    return;
+  }
+  // Each rank's rows of its vocabulary slice, padded to the largest slice so the pieces are the
+  // same size, gathered in rank order, then laid out as [rows][vocab].
+  const ShardPlan& p = shard();
+  const int64_t stride = p.vocab_stride;
+  ensure(s_.local_logits, rows * p.vocab.size);
+  ensure(s_.padded_logits, rows * stride);
+  ensure(s_.gathered, rows * stride * p.ranks);
+  project(s_.xn.data(), rows, {{&weights_.output, s_.local_logits.data()}});
+  for (int64_t r = 0; r < rows; ++r) {
+    float* padded = s_.padded_logits.data() + r * stride;
+    std::copy_n(s_.local_logits.data() + r * p.vocab.size, p.vocab.size, padded);
+    std::fill(padded + p.vocab.size, padded + stride, 0.0f);
+  }
+  const auto piece = std::as_bytes(std::span(s_.padded_logits.data(), static_cast<size_t>(rows * stride)));
+  group_->all_gather(piece, std::as_writable_bytes(std::span(s_.gathered.data(), piece.size() / 4 * p.ranks)));
+  for (int rank = 0; rank < p.ranks; ++rank) {
+    const int64_t v0 = rank * stride;
+    const int64_t n = std::min(vocab, v0 + stride) - v0;
+    for (int64_t r = 0; r < rows; ++r) {
+      std::copy_n(s_.gathered.data() + (rank * rows + r) * stride, n, logits.data() + r * vocab + v0);
+    }
+  }
 }
 
 void LlamaModel::project(const float* x, int64_t rows, std::initializer_list<Product> products) {
@@ -142,8 +212,9 @@ void LlamaModel::attention_layer(int64_t l, std::span<const BatchItem> batch, Kv
   const int64_t T = tokens_;
   const int64_t dim = c.dim;
   const int64_t hd = c.head_dim;
-  const int64_t q_dim = c.n_heads * hd;
-  const int64_t kv_dim = c.n_kv_heads * hd;
+  const int64_t n_heads = shard().q_heads.size, n_kv_heads = shard().kv_heads.size;  // this rank's
+  const int64_t q_dim = n_heads * hd;
+  const int64_t kv_dim = n_kv_heads * hd;
   const float eps = static_cast<float>(c.norm_eps);
   ensure(s_.xn, T * dim);
   ensure(s_.q, T * q_dim);
@@ -163,8 +234,8 @@ void LlamaModel::attention_layer(int64_t l, std::span<const BatchItem> batch, Kv
   // Each token writes its own cache slot: tokens split over the threads (a prefill chunk).
   parallel_rows(T, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      kernels::rope_rotate(s_.q.data() + t * q_dim, c.n_heads, hd, s_.cos.data() + t * half, s_.sin.data() + t * half);
-      kernels::rope_rotate(s_.k.data() + t * kv_dim, c.n_kv_heads, hd, s_.cos.data() + t * half,
+      kernels::rope_rotate(s_.q.data() + t * q_dim, n_heads, hd, s_.cos.data() + t * half, s_.sin.data() + t * half);
+      kernels::rope_rotate(s_.k.data() + t * kv_dim, n_kv_heads, hd, s_.cos.data() + t * half,
                            s_.sin.data() + t * half);
       const BatchItem& item = batch[static_cast<size_t>(s_.item_of[static_cast<size_t>(t)])];
       kernels::kv_store(pool, item.block_table, s_.pos[static_cast<size_t>(t)], s_.k.data() + t * kv_dim,
@@ -185,7 +256,7 @@ void LlamaModel::attention_layer(int64_t l, std::span<const BatchItem> batch, Kv
   kernels::AttentionBatch attention;
   attention.q = s_.q.data();
   attention.out = s_.attn.data();
-  attention.n_heads = c.n_heads;
+  attention.n_heads = n_heads;
   attention.pool = &pool;
   attention.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   attention.sequences = sequences;
@@ -196,6 +267,8 @@ void LlamaModel::attention_layer(int64_t l, std::span<const BatchItem> batch, Kv
 }
 
 void LlamaModel::add_residual(int64_t n) {
+  // A row-parallel product leaves each rank a partial sum: the group adds them up first.
+  if (group_) group_->all_reduce_sum({s_.out.data(), static_cast<size_t>(n)});
   constexpr int64_t kParallelFrom = 1 << 16;  // below this the add is cheaper than a fork-join
   parallel_rows(n, [&](int64_t i0, int64_t i1) { kernels::add_inplace(s_.x.data() + i0, s_.out.data() + i0, i1 - i0); },
                 kParallelFrom);
@@ -207,14 +280,15 @@ void LlamaModel::ffn_layer(int64_t l) {
   const int64_t T = tokens_;
   const int64_t dim = c.dim;
   const float eps = static_cast<float>(c.norm_eps);
-  ensure(s_.h1, T * c.ffn_dim);
-  ensure(s_.h3, T * c.ffn_dim);
+  const int64_t ffn = shard().ffn.size;  // this rank's slice of the MLP width
+  ensure(s_.h1, T * ffn);
+  ensure(s_.h3, T * ffn);
   parallel_for(static_cast<size_t>(T), [&](size_t t0, size_t t1) {
     for (size_t t = t0; t < t1; ++t)
       kernels::rmsnorm(s_.x.data() + t * dim, w.ffn_norm.data(), s_.xn.data() + t * dim, dim, eps);
   });
   project(s_.xn.data(), T, {{&w.w1, s_.h1.data()}, {&w.w3, s_.h3.data()}});
-  parallel_rows(T * c.ffn_dim, [&](int64_t i0, int64_t i1) {
+  parallel_rows(T * ffn, [&](int64_t i0, int64_t i1) {
     kernels::silu_mul(s_.h1.data() + i0, s_.h3.data() + i0, i1 - i0);
   }, 1 << 15);
   project(s_.h1.data(), T, {{&w.w2, s_.out.data()}});

@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "dist/communicator.h"
 #include "kernels/quant_matmul.h"
 #include "model/kv_cache.h"
 #include "model/model_config.h"
@@ -25,15 +26,22 @@ struct BatchItem {
   int64_t rope_offset = 0;
 };
 
+// On a tensor-parallel mesh every rank of a group holds its share of the weights (shard_plan.h)
+// and calls forward() with the same batch; the pass reads as the single-rank one with an
+// all-reduce after each row-parallel product and a gather of the logits. The KV cache holds the
+// rank's kv heads only (shard_kv_config).
 class LlamaModel {
  public:
-  LlamaModel(ModelConfig config, ModelWeights weights);
+  // `group` (which must outlive the model) is the weights' tensor-parallel group; none for a
+  // whole model.
+  LlamaModel(ModelConfig config, ModelWeights weights, dist::Communicator* group = nullptr);
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
 
   // Appends the items' keys/values to `cache` and writes logits rows to `logits`
-  // ([rows][vocab]): per item in order, its last token's row, or all its tokens' rows.
+  // ([rows][vocab], the whole vocabulary on every rank): per item in order, its last token's
+  // row, or all its tokens' rows.
   // Throws llama3::Error on a token id outside the vocabulary or a short block table.
   void forward(std::span<const BatchItem> batch, KvCache& cache, std::vector<float>& logits);
 
@@ -42,10 +50,19 @@ class LlamaModel {
   // figure; kept beside the code that allocates so the two change together).
   static size_t activation_bytes(const ModelConfig& c, int64_t tokens, int64_t logit_rows);
 
+  // Serving on a mesh: rank 0 of the group schedules and calls forward() after lead(), which
+  // makes each call first broadcast its batch (batch_broadcast.h); the other ranks call follow(),
+  // which runs the same passes on their shards until rank 0 calls release_followers().
+  void lead() { leads_followers_ = group_ != nullptr && group_->size() > 1; }
+  void follow(KvCache& cache);
+  void release_followers();
+
  private:
   void attention_layer(int64_t layer, std::span<const BatchItem> batch, KvCache& cache);
   void ffn_layer(int64_t layer);
-  void add_residual(int64_t n);  // x += out over the first n values
+  void add_residual(int64_t n);  // x += out over the first n values, out summed over the group first
+  void embed(std::span<const BatchItem> batch);
+  void gather_logits(int64_t rows, std::vector<float>& logits);
   // y = W x for each product, for the `rows` rows of x ([rows][W.cols], all W of one width).
   struct Product {
     const Matrix* w;
@@ -55,11 +72,17 @@ class LlamaModel {
 
   ModelConfig config_;
   ModelWeights weights_;
+  dist::Communicator* group_;  // null for a whole model
+  bool leads_followers_ = false;
+  ShardPlan shard_;  // the slices the weights hold, from their rank and rank count
+  const ShardPlan& shard() const { return shard_; }
   std::vector<double> rope_freqs_;
 
   // Activations of the current call, [tokens][width] each; reused across calls.
   struct Scratch {
     std::vector<float> x, xn, q, k, v, attn, out, h1, h3, cos, sin;
+    // Mesh only: logits of the rank's vocabulary slice, padded to the largest slice, all ranks'.
+    std::vector<float> local_logits, padded_logits, gathered;
     std::vector<int64_t> pos;        // position of each token
     std::vector<int32_t> item_of;    // batch item of each token
   } s_;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/weight_format.h"
+#include "model/shard_plan.h"
 
 namespace llama3::model {
 
@@ -45,6 +46,10 @@ class AlignedBuffer {
 };
 
 struct ModelWeights {
+  // The share of the model these weights are (shard_plan.h; only rank and ranks are read, the
+  // slices follow from them): the whole model by default. The shapes in the comments below are
+  // the whole model's; a rank holds the plan's slices of them.
+  ShardPlan shard;
   Matrix tok_embeddings;  // [vocab][dim]
   Matrix output;          // [vocab][dim]; the same bytes as tok_embeddings when tied
   std::vector<LayerWeights> layers;

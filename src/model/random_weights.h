@@ -4,6 +4,7 @@
 #include "model/model_config.h"
 #include "model/model_weights.h"
 #include "model/precision.h"
+#include "model/shard_plan.h"
 
 namespace llama3::model {
 
@@ -23,5 +24,11 @@ namespace llama3::model {
 // format `precision` gives it, one matrix at a time.
 ModelWeights random_weights(const ModelConfig& config, uint64_t seed,
                             const PrecisionMap& precision = precision_mode("bf16"));
+
+// One rank's share of the same model (shard_plan.h): each value is a function of its tensor and
+// its index in the whole tensor, so every mesh computes the same model and no rank ever builds
+// more than its slices.
+ModelWeights random_weights(const ModelConfig& config, uint64_t seed, const PrecisionMap& precision,
+                            const ShardPlan& shard);
 
 }  // namespace llama3::model
