@@ -17,6 +17,8 @@ APT_PACKAGES=(
   # make test-sanitize / make fuzz: clang with its sanitizer and libFuzzer runtimes and OpenMP;
   # prlimit (util-linux) for the disk-full test.
   clang libclang-rt-14-dev libomp-dev util-linux
+  # Meshes (tensor parallelism over ranks): Open MPI's mpirun and headers.
+  openmpi-bin libopenmpi-dev
   # Test references: torch for the forward pass (OpenBLAS or torch runs ~40x slower), numpy for torch.
   python3 python3-torch python3-numpy libopenblas0-pthread
 )

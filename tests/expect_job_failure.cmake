@@ -1,0 +1,26 @@
+# cmake -DEXPECTED_OUTPUT=<regex> -P expect_job_failure.cmake -- <command> [args...]
+# Passes when the command exits non-zero and its output (stdout and stderr together) matches the
+# regex: for jobs that are meant to fail, where ctest's WILL_FAIL would accept any failure and
+# PASS_REGULAR_EXPRESSION would accept a zero exit code.
+set(command "")
+set(after_separator FALSE)
+math(EXPR last "${CMAKE_ARGC} - 1")
+foreach(i RANGE ${last})
+  if(after_separator)
+    list(APPEND command "${CMAKE_ARGV${i}}")
+  elseif(CMAKE_ARGV${i} STREQUAL "--")
+    set(after_separator TRUE)
+  endif()
+endforeach()
+if(NOT command OR NOT DEFINED EXPECTED_OUTPUT)
+  message(FATAL_ERROR "usage: cmake -DEXPECTED_OUTPUT=<regex> -P expect_job_failure.cmake -- <command> [args...]")
+endif()
+execute_process(COMMAND ${command} RESULT_VARIABLE result OUTPUT_VARIABLE out ERROR_VARIABLE out)
+message("${out}")
+if(result EQUAL 0)
+  message(FATAL_ERROR "the job succeeded; it should have failed")
+endif()
+if(NOT out MATCHES "${EXPECTED_OUTPUT}")
+  message(FATAL_ERROR "the job failed (${result}) without output matching '${EXPECTED_OUTPUT}'")
+endif()
+message("the job failed as expected (${result})")
