@@ -44,7 +44,10 @@ struct ModelSpec {
   std::optional<std::string> kv_cache;      // bf16 | f32 | q8
   bool weight_cache = true;
   std::optional<std::string> tokenizer;     // tokenizer.json / tokenizer.model; default: with the weights, else built in
-  std::string mesh = "N150";                // the weight cache's folder (the demo's --FAKE_DEVICE)
+  // N150 | N300 | T3K | TG or TxD: more than one rank splits the model over the ranks of the MPI
+  // job this process is rank 0 of (the others run the binary's follower loop); also names the
+  // weight cache's folder.
+  std::string mesh = "N150";
 };
 
 // What one scheduler step did (EngineOptions::on_step).

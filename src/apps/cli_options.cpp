@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "dist/mesh.h"
 #include "model/model_config.h"
 #include "runtime/model_spec.h"
 
@@ -34,6 +35,18 @@ void ModelOptions::add_to(CLI::App& app) {
                  "\"lm_head\":\"q8\",\"kv_cache\":\"bf16\"} (values bf16|q8|q4|native)");
   app.add_option("--weight_cache", weight_cache, "on: convert once, then map the cache | off")
       ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  app.add_option("--mesh", mesh,
+                 "N150 | N300 | T3K | TG or TxD (e.g. 2x1): with more than one rank, run under `mpirun -np T` and "
+                 "every rank holds 1/T of the model (tensor parallel); also names the weight cache's folder")
+      ->check([](const std::string& text) {
+        try {
+          dist::parse_mesh(text);
+          return std::string();
+        } catch (const std::exception& e) {
+          return std::string(e.what());
+        }
+      })
       ->capture_default_str();
   app.add_option("--memory_limit", memory_limit,
                  "GiB the run may use (default: MemAvailable, lowered to the cgroup's limit); a run whose "

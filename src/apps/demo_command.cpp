@@ -46,7 +46,7 @@ int run_demo(const DemoOptions& o) {
   ModelOptions model_options = o.model;
   const auto model_dir = o.model.weights == "random" ? std::nullopt : model::resolve_model_dir(o.model.model_dir);
   if (!model_dir && !model_options.layers) model_options.layers = 2;
-  model_options.mesh = o.fake_device;
+  if (o.fake_device) model_options.mesh = *o.fake_device;
   const model::ModelRequest request = model_options.request();
 
   // The KV pool is sized (or refused) before anything is loaded.
@@ -156,7 +156,7 @@ int run_demo(const DemoOptions& o) {
                   {"batch_size", o.batch_size}, {"threads", thread_count()},    {"mode", mode},
                   {"paged_attention", o.paged_attention}, {"max_seq_len", o.max_seq_len},
                   {"max_generated_tokens", o.max_generated_tokens}, {"optimizations", info.optimizations},
-                  {"device", o.fake_device}, {"instruct", o.instruct}, {"users", n_users},
+                  {"device", model_options.mesh}, {"instruct", o.instruct}, {"users", n_users},
                   {"sampling", nlohmann::json::parse(o.sampling_params)}, {"kv_cache", info.kv_cache},
                   {"kv_pool", o.paged_attention ? pool.source : "contiguous: batch x max_seq_len"},
                   {"prefix_caching", eo.prefix_caching}, {"step_tokens", eo.step_tokens}};

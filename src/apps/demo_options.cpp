@@ -30,9 +30,9 @@ void DemoOptions::add_to(CLI::App& app) {
   app.add_option("--start_pos", start_pos, "absolute position of every prompt's first token (RoPE offset)")
       ->check(CLI::Range(int64_t{0}, int64_t{131070}))
       ->capture_default_str();
-  app.add_option("--FAKE_DEVICE", fake_device, "mesh preset N150|N300|T3K|TG (names the weight cache folder; meshes come later)")
-      ->check(CLI::IsMember({"N150", "N300", "T3K", "TG"}))
-      ->capture_default_str();
+  app.add_option("--FAKE_DEVICE", fake_device,
+                 "the original's mesh presets: N150 (1x1), N300 (2x1), T3K (8x1), TG (8x4); the same as --mesh")
+      ->check(CLI::IsMember({"N150", "N300", "T3K", "TG"}));
   app.add_option("--report", report, "write the full report as JSON");
   app.add_option("--tokenizer", tokenizer, "tokenizer.json or tokenizer.model (default: with the weights, else built-in)");
   app.add_flag("--print_all_users", print_all_users, "stream every user's text, not only user 0's");

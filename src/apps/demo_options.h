@@ -24,7 +24,7 @@ struct DemoOptions {
   std::string sampling_params = R"({"temperature":0.6,"top_p":0.9,"top_k":32,"seed":42})";
   bool stress_test = false;
   int64_t start_pos = 0;
-  std::string fake_device = "N150";
+  std::optional<std::string> fake_device;  // overrides --mesh
   std::optional<std::string> report;
   std::optional<std::string> tokenizer;
   bool print_all_users = false;

@@ -78,7 +78,7 @@ int run_generate(const GenerateOptions& o) {
   check(total <= c.max_seq_len, "prompt ({}) + max_generated_tokens ({}) exceeds the context of {} tokens",
         prompt.size(), o.max_generated_tokens, c.max_seq_len);
 
-  model::KvCache cache(c, (total + kBlock - 1) / kBlock, kBlock,
+  model::KvCache cache(m.kv_config(), (total + kBlock - 1) / kBlock, kBlock,
                        opened.precision.kv_cache);
   std::vector<int32_t> table(static_cast<size_t>(cache.num_blocks()));
   for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);

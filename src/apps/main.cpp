@@ -1,6 +1,7 @@
 // The `llama3` binary: parses the subcommand, runs it, and turns every error into one line on
 // stderr and a non-zero exit.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <functional>
@@ -10,6 +11,9 @@
 #include "core/error.h"
 #include "core/fault_signals.h"
 #include "core/progress.h"
+#include "dist/process_mesh.h"
+#include "model/mesh_jobs.h"
+#include "model/mesh_open.h"
 
 namespace llama3::apps {
 
@@ -48,16 +52,53 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   llama3::Progress::set_quiet(quiet);
+  // Under mpirun every rank runs this binary with the same command line: rank 0 runs the
+  // command, the others open its models' shares and run their passes (model/mesh_open.h). Any
+  // error on any rank ends every rank (a peer may be waiting in a collective for this one).
+  bool follower = false;
   try {
-    for (auto& [sub, run] : runners) {
-      if (sub->parsed()) return run();
+    follower = llama3::dist::in_mpi_job() && llama3::dist::world_rank() != 0;
+    if (follower) {
+      const int code = llama3::model::follow_leader();
+      llama3::dist::finish_job();
+      return code;
     }
-    return 2;
+    int code = 2;
+    for (auto& [sub, run] : runners) {
+      if (sub->parsed()) {
+        code = run();
+        break;
+      }
+    }
+    llama3::model::end_followers();
+    llama3::dist::finish_job();
+    return code;
   } catch (const CLI::ParseError& e) {
+    if (llama3::dist::in_mpi_job()) llama3::dist::abort_job(app.exit(e));
     return app.exit(e);
+  } catch (const llama3::model::MeshOpenError& e) {
+    // Every rank knows; rank 0 says it and ends the job. A follower waits for that (its own
+    // abort could kill rank 0 before it prints), and ends the job itself only if it never comes.
+    std::fflush(stdout);
+    if (follower) {
+      try {
+        llama3::dist::world().barrier(std::chrono::seconds(30));
+      } catch (const std::exception&) {
+      }
+    } else {
+      std::fprintf(stderr, "llama3: error: %s\n", e.what());
+      std::fflush(stderr);
+    }
+    llama3::dist::abort_job(1);
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "llama3: error: %s\n", e.what());
+    if (follower) {
+      std::fprintf(stderr, "llama3 (rank %d): error: %s\n", llama3::dist::world_rank(), e.what());
+    } else {
+      std::fprintf(stderr, "llama3: error: %s\n", e.what());
+    }
+    std::fflush(stderr);
+    if (llama3::dist::in_mpi_job()) llama3::dist::abort_job(1);
     return 1;
   }
 }

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
+#include <memory>
+#include <utility>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -60,11 +63,36 @@ size_t LlamaModel::activation_bytes(const ModelConfig& c, int64_t tokens, int64_
   return static_cast<size_t>(floats * 4 + quantized + logits);
 }
 
-void LlamaModel::follow(KvCache& cache) {
+void LlamaModel::follow() {
   check(group_ && group_->rank() != 0, "follow: only ranks other than 0 of a mesh follow");
   ReceivedBatch batch;
   std::vector<float> logits;
-  while (receive_batch(*group_, batch)) forward(batch.items, cache, logits);
+  std::vector<std::pair<CacheShape, std::unique_ptr<KvCache>>> caches;
+  const ModelConfig config = kv_config();
+  while (receive_batch(*group_, batch)) {
+    auto it = std::find_if(caches.begin(), caches.end(), [&](const auto& c) { return c.first.id == batch.cache.id; });
+    if (it != caches.end() && !(it->first == batch.cache)) {  // the leader freed one and made another there
+      caches.erase(it);
+      it = caches.end();
+    }
+    if (it == caches.end()) {
+      caches.emplace_back(batch.cache, std::make_unique<KvCache>(config, batch.cache.num_blocks,
+                                                                 batch.cache.block_size, batch.cache.dtype));
+      it = caches.end() - 1;
+    }
+    forward(batch.items, *it->second, logits);
+  }
+}
+
+LlamaModel::~LlamaModel() {
+  // Not while an exception unwinds: a pass may have stopped between collectives, and a stop
+  // message would meet the followers in another one; main then ends every rank (abort_job).
+  if (std::uncaught_exceptions() == 0) {
+    try {
+      release_followers();
+    } catch (const std::exception&) {  // a destructor must not throw; the job ends anyway
+    }
+  }
 }
 
 void LlamaModel::release_followers() {
@@ -97,7 +125,11 @@ void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::
     }
   }
   // Only a batch every rank can run goes to the followers: a refused one stays a local error.
-  if (leads_followers_) broadcast_batch(*group_, batch);
+  if (leads_followers_) {
+    const CacheShape shape{static_cast<int64_t>(reinterpret_cast<uintptr_t>(&cache)), cache.num_blocks(),
+                           cache.block_size(), cache.dtype()};
+    broadcast_batch(*group_, shape, batch);
+  }
   tokens_ = total;
   const int64_t dim = c.dim;
   const int64_t half = c.head_dim / 2;

@@ -35,8 +35,13 @@ class LlamaModel {
   // `group` (which must outlive the model) is the weights' tensor-parallel group; none for a
   // whole model.
   LlamaModel(ModelConfig config, ModelWeights weights, dist::Communicator* group = nullptr);
+  ~LlamaModel();  // a leader releases its followers
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
 
   const ModelConfig& config() const { return config_; }
+  // The shape of this rank's KV cache: its own kv heads (the whole model's on one rank).
+  ModelConfig kv_config() const { return shard_kv_config(config_, shard_); }
   const ModelWeights& weights() const { return weights_; }
 
   // Appends the items' keys/values to `cache` and writes logits rows to `logits`
@@ -53,8 +58,9 @@ class LlamaModel {
   // Serving on a mesh: rank 0 of the group schedules and calls forward() after lead(), which
   // makes each call first broadcast its batch (batch_broadcast.h); the other ranks call follow(),
   // which runs the same passes on their shards until rank 0 calls release_followers().
+  // A follower keeps a KV cache of its kv heads for each cache the leader runs on.
   void lead() { leads_followers_ = group_ != nullptr && group_->size() > 1; }
-  void follow(KvCache& cache);
+  void follow();
   void release_followers();
 
  private:

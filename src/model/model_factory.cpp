@@ -6,7 +6,9 @@
 #include "core/timer.h"
 #include "kernels/quant_pack.h"
 #include "model/checkpoint_loader.h"
+#include "dist/mesh.h"
 #include "model/matrix_convert.h"
+#include "model/mesh_open.h"
 #include "model/model_source.h"
 #include "model/random_weights.h"
 #include "model/weight_cache.h"
@@ -105,6 +107,7 @@ ModelPlan plan_model(const ModelRequest& request) {
 }
 
 OpenedModel open_model(const ModelRequest& request) {
+  if (dist::parse_mesh(request.mesh).ranks() > 1) return open_on_mesh(request);
   OpenedModel out;
   const Timer timer;
   const ModelPlan plan = plan_model(request);

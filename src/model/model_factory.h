@@ -24,6 +24,8 @@ struct ModelRequest {
   std::optional<std::string> precision;    // JSON overrides of single keys (precision.h)
   std::optional<std::string> kv_cache;     // bf16 | f32 | q8 (--kv_cache); the precision's otherwise
   bool weight_cache = true;
+  // N150 | N300 | T3K | TG or TxD: more than one rank runs the model tensor-parallel over the
+  // ranks of an MPI job (mesh_open.h); the weight cache's folder is named after it.
   std::string mesh = "N150";
 };
 

@@ -44,7 +44,7 @@ Scheduler::Scheduler(model::LlamaModel& model, const SchedulerOptions& options, 
     : model_(model),
       opt_(options),
       tok_(tok),
-      cache_(model.config(), options.num_blocks, options.block_size, options.kv_dtype),
+      cache_(model.kv_config(), options.num_blocks, options.block_size, options.kv_dtype),
       pool_(static_cast<int32_t>(options.num_blocks), static_cast<int32_t>(options.block_size)) {
   check(opt_.max_batch >= 1 && opt_.max_batch <= 32, "max_batch {} is not in 1..32", opt_.max_batch);
   check(opt_.block_size >= 1 && opt_.prefill_chunk >= 1, "block size and prefill chunk must be positive");

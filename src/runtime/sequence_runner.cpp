@@ -14,7 +14,7 @@ constexpr int64_t kBlock = 32;
 
 SequenceRunner::SequenceRunner(model::LlamaModel& model, int64_t sequences, int64_t capacity, kernels::KvDType kv)
     : model_(model), capacity_(capacity),
-      cache_(model.config(), sequences * ((capacity + kBlock - 1) / kBlock), kBlock, kv),
+      cache_(model.kv_config(), sequences * ((capacity + kBlock - 1) / kBlock), kBlock, kv),
       tables_(static_cast<size_t>(sequences)), lengths_(static_cast<size_t>(sequences), 0) {
   check(sequences >= 1 && capacity >= 1, "SequenceRunner: needs at least one sequence and one token of room");
   const int64_t blocks = (capacity + kBlock - 1) / kBlock;

@@ -1,0 +1,25 @@
+#pragma once
+// Opening a model on a mesh (ModelRequest::mesh with more than one rank, under mpirun): rank 0
+// sends the request to the other ranks (mesh_jobs.h), every rank builds its share, they agree
+// that all succeeded, and rank 0's model leads the others' passes. Ranks other than 0 run
+// follow_leader() instead of the command.
+#include <string>
+
+#include "model/model_factory.h"
+
+namespace llama3::model {
+
+std::string request_to_json(const ModelRequest& request);
+ModelRequest request_from_json(const std::string& json);  // throws llama3::Error on bad JSON
+
+// Rank 0's side (open_model calls it for a mesh of more than one rank).
+OpenedModel open_on_mesh(const ModelRequest& request);
+
+// A follower's life: open each model rank 0 opens and run its passes, until rank 0 ends the
+// job (end_followers). Returns the process's exit code.
+int follow_leader();
+
+// Rank 0, at the end of its command: the followers return from follow_leader.
+void end_followers();
+
+}  // namespace llama3::model

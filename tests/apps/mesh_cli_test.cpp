@@ -1,0 +1,97 @@
+// `llama3` under mpirun: rank 0 runs the command, the other ranks hold and compute their shares
+// of the model, and the output is the one-rank output. Failures end every rank with a message.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "test_support.h"
+
+namespace llama3::testing {
+namespace {
+
+// Builds without MPI refuse meshes (tests/dist covers that message); these need mpirun.
+#define SKIP_WITHOUT_MPI() \
+  if (!LLAMA3_HAVE_MPI) GTEST_SKIP() << "built without MPI"
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Open MPI refuses root unless told; CI runs as root, so the permission goes into this command's
+// environment only. Ranks talk over shared memory (no network in the test sandbox); `timeout`
+// turns a hang into a failure instead of a stuck suite.
+// Sanitized builds: Open MPI's own allocations outlive MPI_Finalize (tests/mpi_lsan.supp).
+std::string mpirun(const std::string& ranks) {
+  const std::string lsan = kSanitized ? std::string(" LSAN_OPTIONS=suppressions=") + LLAMA3_SOURCE_DIR +
+                                            "/tests/mpi_lsan.supp:fast_unwind_on_malloc=0:print_suppressions=0"
+                                      : "";
+  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader "
+         "OMPI_MCA_btl_vader_single_copy_mechanism=none" + lsan + " timeout 120 mpirun --oversubscribe --bind-to none " +
+         ranks + " ";
+}
+
+const std::string kGenerate =
+    " generate --weights random --layers 2 --optimizations bf16 --weight_cache off --threads 1 "
+    "--tokens 128000,791,6864,315,9822,374 --max_generated_tokens 8";
+
+nlohmann::json generated(const CommandResult& r) {
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  if (r.exit_code != 0) return nullptr;
+  return nlohmann::json::parse(r.out.substr(0, r.out.find('\n')))["generated"];
+}
+
+// The 1B shape's greedy continuation on 2 and 4 ranks is the one-rank continuation: the ranks
+// hold disjoint shares (2 or 4 of its 8 kv heads each) and compute the same model.
+TEST(MeshCli, GreedyTokensOnTwoAndFourRanksAreTheOneRankTokens) {
+  SKIP_WITHOUT_MPI();
+  const nlohmann::json one = generated(run_command(cli() + kGenerate));
+  ASSERT_EQ(one.size(), 8u);
+  for (const std::string n : {"2", "4"}) {
+    SCOPED_TRACE(n + " ranks");
+    const CommandResult r = run_command(mpirun("-np " + n) + cli() + kGenerate + " --mesh " + n + "x1");
+    EXPECT_EQ(generated(r), one);
+    // Only rank 0 prints: one result line.
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
+}
+
+TEST(MeshCli, AMeshTheWorldDoesNotFitNamesTheMpirunItNeeds) {
+  SKIP_WITHOUT_MPI();
+  const CommandResult r = run_command(mpirun("-np 2") + cli() + kGenerate + " --mesh T3K");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("mpirun -np 8"));
+  const CommandResult alone = run_command(cli() + kGenerate + " --mesh N300");
+  EXPECT_NE(alone.exit_code, 0);
+  EXPECT_THAT(alone.err, HasSubstr("mpirun -np 2"));
+  const CommandResult bad = run_command(cli() + kGenerate + " --mesh 3y1");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.err, HasSubstr("mesh"));
+}
+
+// One rank cannot build its share (its address space is capped at 300 MB, below the ~560 MB of
+// its half of the embedding and LM head): rank 0 says which rank failed and why, and every rank
+// exits.
+TEST(MeshCli, ARankThatCannotOpenItsShareEndsTheJobWithItsError) {
+  SKIP_WITHOUT_MPI();
+  const std::string args = kGenerate + " --mesh 2x1";
+  const CommandResult r = run_command(mpirun("-np 1 " + cli() + args + " : -np 1 sh -c 'ulimit -v 300000; exec " +
+                                             cli() + args + "'") +
+                                      "");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.exit_code == 124, false) << "the job hung until timeout killed it";
+  EXPECT_THAT(r.err, HasSubstr("llama3: error: mesh: rank 1 could not open its share of the model: out of memory"));
+}
+
+// A rank that dies before the job starts: mpirun ends the job, nothing waits forever.
+TEST(MeshCli, ADeadRankEndsTheJob) {
+  SKIP_WITHOUT_MPI();
+  const CommandResult r =
+      run_command(mpirun("-np 1 " + cli() + kGenerate + " --mesh 2x1 : -np 1 sh -c 'exit 3'") + "");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.exit_code, 124) << "the job hung until timeout killed it";
+}
+
+}  // namespace
+}  // namespace llama3::testing
