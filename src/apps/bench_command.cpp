@@ -28,6 +28,7 @@
 #include "core/file_io.h"
 #include "core/parallel.h"
 #include "core/timer.h"
+#include "dist/process_mesh.h"
 #include "kernels/cpu_features.h"
 #include "runtime/sequence_runner.h"
 
@@ -71,13 +72,47 @@ struct DecodeRun {
 struct BatchRun {
   int32_t batch;
   Stats tps;  // aggregate tokens/s
+  // On a mesh: the collectives of the last repetition's timed steps, and its ms per step.
+  model::CollectiveStats comm;
+  double comm_rep_ms_per_step = 0.0;
 };
+
+// The decode steps' split between computing and communicating on rank 0 of a mesh (the
+// communication time includes waiting for the slowest rank).
+nlohmann::json print_mesh_split(int ranks, int steps, const std::vector<BatchRun>& runs) {
+  fmt::print("\nmesh of {} ranks, per decode step (rank 0, the last repetition):\n{:>5} {:>10} {:>12} {:>13} {:>12} "
+             "{:>10} {:>9}\n",
+             ranks, "batch", "ms/step", "all-reduces", "bytes each", "gathered B", "comm ms", "of step");
+  nlohmann::json rows = nlohmann::json::array();
+  for (const BatchRun& r : runs) {
+    const double n = steps;
+    const double comm_ms = 1e3 * r.comm.seconds / n;
+    const double reduces = static_cast<double>(r.comm.all_reduces) / n;
+    const double bytes_each = r.comm.all_reduces ? static_cast<double>(r.comm.all_reduce_bytes) / r.comm.all_reduces : 0;
+    const double gathered = static_cast<double>(r.comm.gather_bytes) / n;
+    fmt::print("{:>5} {:>10.2f} {:>12.0f} {:>13.0f} {:>12.0f} {:>10.2f} {:>8.0f}%\n", r.batch, r.comm_rep_ms_per_step,
+               reduces, bytes_each, gathered, comm_ms, 100 * comm_ms / r.comm_rep_ms_per_step);
+    rows.push_back({{"batch", r.batch}, {"ms_per_step", r.comm_rep_ms_per_step}, {"all_reduces_per_step", reduces},
+                    {"all_reduce_bytes_each", bytes_each}, {"gathered_bytes_per_step", gathered},
+                    {"communication_ms_per_step", comm_ms}});
+  }
+  return {{"ranks", ranks}, {"steps", rows}};
+}
 
 int run_bench(const BenchOptions& o) {
   o.model.apply_threads();
   const auto batches = parse_token_list(o.batch_sizes);
   for (int32_t b : batches) check(b >= 1 && b <= 32, "--batch_sizes: {} is not in 1..32", b);
   check(o.reps >= 1, "--reps must be positive");
+  // Under mpirun the other ranks busy-wait in MPI between passes: CPUs are never idle and every
+  // repetition looks disturbed, so the hygiene is off (the figures are as noisy as the machine).
+  Hygiene hygiene = o.hygiene;
+  if (dist::in_mpi_job()) {
+    hygiene.idle_wait = 0;
+    hygiene.max_redo = 0;
+    fmt::print("mesh: {} ranks; no waiting for idle CPUs and no redos (the other ranks busy-wait in MPI)\n",
+               dist::world_size());
+  }
 
   const int64_t max_batch = *std::max_element(batches.begin(), batches.end());
   const bool go_on = o.model.settle_memory([&](const model::ModelPlan& plan) {
@@ -91,7 +126,7 @@ int run_bench(const BenchOptions& o) {
     return shape;
   });
   if (!go_on) return 0;
-  Limits limits = measure_limits(o.hygiene);
+  Limits limits = measure_limits(hygiene);
   const model::OpenedModel opened = model::open_model(o.model.request());
   model::LlamaModel& m = *opened.model;
   const model::ModelConfig& c = m.config();
@@ -114,7 +149,7 @@ int run_bench(const BenchOptions& o) {
   if (o.prefill > 0) {
     runtime::SequenceRunner runner(m, 1, o.prefill, opened.precision.kv_cache);
     std::vector<float> logits;
-    prefill = measure(o.reps, o.hygiene, [&] {
+    prefill = measure(o.reps, hygiene, [&] {
       runner.reset();
       const Timer t;
       runner.prefill(0, std::span(prompt.data(), static_cast<size_t>(o.prefill)),
@@ -127,7 +162,7 @@ int run_bench(const BenchOptions& o) {
     runtime::SequenceRunner runner(m, 1, o.context + o.decode + 1, opened.precision.kv_cache);
     std::vector<float> logits;
     uint64_t regions = 0;
-    decode = DecodeRun{measure(o.reps, o.hygiene, [&] {
+    decode = DecodeRun{measure(o.reps, hygiene, [&] {
       runner.reset();
       int32_t next = fill_context(runner, 0, 0, logits);
       const uint64_t regions_before = parallel_region_count().load();
@@ -146,26 +181,34 @@ int run_bench(const BenchOptions& o) {
     runtime::SequenceRunner runner(m, batch, o.context + o.steps + 1, opened.precision.kv_cache);
     std::vector<float> logits;
     std::vector<int32_t> next(static_cast<size_t>(batch));
-    batch_runs.push_back({batch, measure(o.reps, o.hygiene, [&] {
+    model::CollectiveStats comm;
+    double rep_ms_per_step = 0.0;
+    batch_runs.push_back({batch, measure(o.reps, hygiene, [&] {
       runner.reset();
       for (int32_t u = 0; u < batch; ++u) {  // each user its own slice of the prompt stream
         next[static_cast<size_t>(u)] = fill_context(runner, u, static_cast<size_t>(u) % 7, logits);
       }
+      m.reset_collective_stats();
       const Timer t;
       for (int step = 0; step < o.steps; ++step) {
         runner.decode(next, logits);
         for (int32_t u = 0; u < batch; ++u) next[static_cast<size_t>(u)] = runtime::argmax_row(logits, u, vocab);
       }
-      return static_cast<double>(o.steps) * batch / t.seconds();
+      const double seconds = t.seconds();
+      comm = m.collective_stats();
+      rep_ms_per_step = 1e3 * seconds / o.steps;
+      return static_cast<double>(o.steps) * batch / seconds;
     })});
+    batch_runs.back().comm = comm;
+    batch_runs.back().comm_rep_ms_per_step = rep_ms_per_step;
   }
   std::optional<AttentionRun> attention;
   if (o.attention) {
     runtime::SequenceRunner runner(m, 1, o.context, opened.precision.kv_cache);
     runner.fill_synthetic(0, o.context, 1);
-    attention = measure_attention(m, runner, o.attention_chunk, o.reps, o.hygiene);
+    attention = measure_attention(m, runner, o.attention_chunk, o.reps, hygiene);
   }
-  limits.raise_to(measure_limits(o.hygiene));
+  limits.raise_to(measure_limits(hygiene));
   const double fork_join_us = measure_fork_join_us();
 
   // The limits, and what each figure is of them.
@@ -239,6 +282,7 @@ int run_bench(const BenchOptions& o) {
                     {"fraction_of_bandwidth", gbs * 1e9 / bw}, {"fraction_of_compute_peak", of_peak}});
   }
   result["batches"] = rows;
+  if (m.mesh_ranks() > 1) result["mesh"] = print_mesh_split(m.mesh_ranks(), o.steps, batch_runs);
   if (attention) result["attention"] = print_attention(*attention, limits);
   if (o.json_out) {
     std::ofstream out(*o.json_out);

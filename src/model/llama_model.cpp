@@ -9,6 +9,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/timer.h"
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
@@ -128,7 +129,10 @@ void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::
   if (leads_followers_) {
     const CacheShape shape{static_cast<int64_t>(reinterpret_cast<uintptr_t>(&cache)), cache.num_blocks(),
                            cache.block_size(), cache.dtype()};
+    const Timer timer;
     broadcast_batch(*group_, shape, batch);
+    stats_.seconds += timer.seconds();
+    ++stats_.broadcasts;
   }
   tokens_ = total;
   const int64_t dim = c.dim;
@@ -185,7 +189,15 @@ void LlamaModel::embed(std::span<const BatchItem> batch) {
       }
     }
   }
-  if (group_) group_->all_reduce_sum({s_.x.data(), static_cast<size_t>(tokens_ * dim)});
+  if (group_) all_reduce(s_.x.data(), tokens_ * dim);
+}
+
+void LlamaModel::all_reduce(float* data, int64_t n) {
+  const Timer timer;
+  group_->all_reduce_sum({data, static_cast<size_t>(n)});
+  stats_.seconds += timer.seconds();
+  ++stats_.all_reduces;
+  stats_.all_reduce_bytes += n * static_cast<int64_t>(sizeof(float));
 }
 
 void LlamaModel::gather_logits(int64_t rows, std::vector<float>& logits) {
@@ -209,7 +221,11 @@ void LlamaModel::gather_logits(int64_t rows, std::vector<float>& logits) {
     std::fill(padded + p.vocab.size, padded + stride, 0.0f);
   }
   const auto piece = std::as_bytes(std::span(s_.padded_logits.data(), static_cast<size_t>(rows * stride)));
+  const Timer timer;
   group_->all_gather(piece, std::as_writable_bytes(std::span(s_.gathered.data(), piece.size() / 4 * p.ranks)));
+  stats_.seconds += timer.seconds();
+  ++stats_.gathers;
+  stats_.gather_bytes += static_cast<int64_t>(piece.size());
   for (int rank = 0; rank < p.ranks; ++rank) {
     const int64_t v0 = rank * stride;
     const int64_t n = std::min(vocab, v0 + stride) - v0;
@@ -300,7 +316,7 @@ void LlamaModel::attention_layer(int64_t l, std::span<const BatchItem> batch, Kv
 
 void LlamaModel::add_residual(int64_t n) {
   // A row-parallel product leaves each rank a partial sum: the group adds them up first.
-  if (group_) group_->all_reduce_sum({s_.out.data(), static_cast<size_t>(n)});
+  if (group_) all_reduce(s_.out.data(), n);
   constexpr int64_t kParallelFrom = 1 << 16;  // below this the add is cheaper than a fork-join
   parallel_rows(n, [&](int64_t i0, int64_t i1) { kernels::add_inplace(s_.x.data() + i0, s_.out.data() + i0, i1 - i0); },
                 kParallelFrom);

@@ -16,6 +16,18 @@
 
 namespace llama3::model {
 
+// Time and bytes of the collectives of a mesh's forward passes (on this rank): what a step
+// spends communicating, beside computing (llama3 bench on a mesh prints it). The time includes
+// waiting for the slowest rank of the group.
+struct CollectiveStats {
+  int64_t all_reduces = 0;
+  int64_t all_reduce_bytes = 0;
+  int64_t gathers = 0;
+  int64_t gather_bytes = 0;      // the bytes each rank sends
+  int64_t broadcasts = 0;        // batches sent to followers
+  double seconds = 0.0;          // in all of them
+};
+
 struct BatchItem {
   std::span<const int32_t> tokens;       // the new tokens
   int64_t start_pos = 0;                 // position of tokens[0]; positions before are cached
@@ -63,6 +75,10 @@ class LlamaModel {
   void follow();
   void release_followers();
 
+  const CollectiveStats& collective_stats() const { return stats_; }
+  void reset_collective_stats() { stats_ = {}; }
+  int mesh_ranks() const { return shard_.ranks; }
+
  private:
   void attention_layer(int64_t layer, std::span<const BatchItem> batch, KvCache& cache);
   void ffn_layer(int64_t layer);
@@ -81,6 +97,8 @@ class LlamaModel {
   dist::Communicator* group_;  // null for a whole model
   bool leads_followers_ = false;
   ShardPlan shard_;  // the slices the weights hold, from their rank and rank count
+  CollectiveStats stats_;
+  void all_reduce(float* data, int64_t n);  // group_'s, timed
   const ShardPlan& shard() const { return shard_; }
   std::vector<double> rope_freqs_;
 
