@@ -29,6 +29,9 @@
 #include "core/parallel.h"
 #include "core/timer.h"
 #include "dist/process_mesh.h"
+#include "dist/solo_communicator.h"
+#include "model/random_weights.h"
+#include "model/shard_plan.h"
 #include "kernels/cpu_features.h"
 #include "runtime/sequence_runner.h"
 
@@ -50,7 +53,38 @@ struct BenchOptions {
   Hygiene hygiene;
   std::optional<std::string> prompt_tokens;  // JSON list of ids (the peer benchmark's prompt)
   std::optional<std::string> json_out;
+  std::optional<std::string> shard;  // "R/T": rank R's share of a T-rank mesh, computed alone
 };
+
+// --shard R/T: rank R's share of the model on a T-rank mesh, computing alone (its collectives
+// move nothing): the compute time of one machine of a cluster, measured on this one.
+model::OpenedModel open_solo_share(const BenchOptions& o, std::unique_ptr<dist::SoloCommunicator>& solo) {
+  const std::string& text = *o.shard;
+  const size_t slash = text.find('/');
+  int rank = -1, ranks = 0;
+  try {
+    check(slash != std::string::npos, "");
+    rank = std::stoi(text.substr(0, slash));
+    ranks = std::stoi(text.substr(slash + 1));
+  } catch (const std::exception&) {
+    fail("--shard {}: expected R/T, e.g. 0/8", text);
+  }
+  const Timer timer;
+  const model::ModelRequest request = o.model.request();
+  const model::ModelPlan plan = model::plan_model(request);
+  check(!plan.dir, "--shard runs random weights only (--weights random)");
+  solo = std::make_unique<dist::SoloCommunicator>(rank, ranks);
+  const model::ShardPlan share = model::shard_plan(plan.config, rank, ranks);
+  model::OpenedModel out;
+  out.precision = plan.precision;
+  out.weights = "random";
+  out.format = "random";
+  out.cache = fmt::format("off (--shard: {}, computing alone)", share.describe());
+  out.model = std::make_unique<model::LlamaModel>(
+      plan.config, model::random_weights(plan.config, request.seed, plan.precision, share), solo.get());
+  out.load_seconds = timer.seconds();
+  return out;
+}
 
 std::vector<int32_t> bench_prompt(const BenchOptions& o, int64_t vocab, int64_t n) {
   std::vector<int32_t> ids;
@@ -127,7 +161,8 @@ int run_bench(const BenchOptions& o) {
   });
   if (!go_on) return 0;
   Limits limits = measure_limits(hygiene);
-  const model::OpenedModel opened = model::open_model(o.model.request());
+  std::unique_ptr<dist::SoloCommunicator> solo;
+  const model::OpenedModel opened = o.shard ? open_solo_share(o, solo) : model::open_model(o.model.request());
   model::LlamaModel& m = *opened.model;
   const model::ModelConfig& c = m.config();
   const int64_t vocab = c.vocab_size;
@@ -335,6 +370,9 @@ const CommandRegistrar kRegistrar{
           ->capture_default_str();
       app.add_option("--prompt_tokens", o->prompt_tokens, "JSON list of prompt token ids (default: random ids, seed 1)");
       app.add_option("--json", o->json_out, "also write the figures as JSON");
+      app.add_option("--shard", o->shard,
+                     "R/T: time rank R's share of a T-rank mesh computing alone (random weights; its collectives "
+                     "move nothing): one machine of a cluster");
       return [o] { return run_bench(*o); };
     }};
 

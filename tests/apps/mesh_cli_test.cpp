@@ -99,6 +99,25 @@ TEST(MeshCli, BenchCountsTheCollectivesOfADecodeStep) {
   }
 }
 
+// One machine's share of a cluster's work, timed alone: `bench --shard R/T` builds rank R's
+// slices (no MPI) and its collectives move nothing, but are still counted.
+TEST(MeshCli, BenchTimesOneRanksShareAlone) {
+  if (kSanitized) GTEST_SKIP() << "the 1B shape under ASan; DistSoloCommunicator covers the communicator there";
+  TempDir dir("shard-bench");
+  const CommandResult r = run_command(
+      cli() + " bench --weights random --layers 1 --weight_cache off --threads 1 --shard 1/4 --prefill 0 --decode 0 "
+              "--batch_sizes 2 --steps 2 --reps 1 --context 8 --idle_wait 0 --json " + (dir / "b.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("rank 1 of 4: query heads 8..15, kv heads 2..3"));
+  const nlohmann::json j = nlohmann::json::parse(read_text(dir / "b.json"));
+  EXPECT_EQ(j["mesh"]["ranks"], 4);
+  EXPECT_EQ(j["mesh"]["steps"][0]["all_reduces_per_step"], 3);
+  EXPECT_EQ(j["mesh"]["steps"][0]["gathered_bytes_per_step"], 2 * 128256 / 4 * 4);
+  const CommandResult bad = run_command(cli() + " bench --weights random --layers 1 --shard 4/4");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.err, HasSubstr("rank 4 of 4 is not a rank"));
+}
+
 // One rank cannot build its share (its address space is capped at 300 MB, below the ~560 MB of
 // its half of the embedding and LM head): rank 0 says which rank failed and why, and every rank
 // exits.
