@@ -30,8 +30,7 @@
 #include "core/timer.h"
 #include "dist/process_mesh.h"
 #include "dist/solo_communicator.h"
-#include "model/random_weights.h"
-#include "model/shard_plan.h"
+#include "model/mesh_open.h"
 #include "kernels/cpu_features.h"
 #include "runtime/sequence_runner.h"
 
@@ -69,21 +68,8 @@ model::OpenedModel open_solo_share(const BenchOptions& o, std::unique_ptr<dist::
   } catch (const std::exception&) {
     fail("--shard {}: expected R/T, e.g. 0/8", text);
   }
-  const Timer timer;
-  const model::ModelRequest request = o.model.request();
-  const model::ModelPlan plan = model::plan_model(request);
-  check(!plan.dir, "--shard runs random weights only (--weights random)");
   solo = std::make_unique<dist::SoloCommunicator>(rank, ranks);
-  const model::ShardPlan share = model::shard_plan(plan.config, rank, ranks);
-  model::OpenedModel out;
-  out.precision = plan.precision;
-  out.weights = "random";
-  out.format = "random";
-  out.cache = fmt::format("off (--shard: {}, computing alone)", share.describe());
-  out.model = std::make_unique<model::LlamaModel>(
-      plan.config, model::random_weights(plan.config, request.seed, plan.precision, share), solo.get());
-  out.load_seconds = timer.seconds();
-  return out;
+  return model::open_share(o.model.request(), *solo);
 }
 
 std::vector<int32_t> bench_prompt(const BenchOptions& o, int64_t vocab, int64_t n) {

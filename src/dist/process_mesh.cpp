@@ -18,7 +18,6 @@ struct ProcessMesh {
   std::unique_ptr<Communicator> world_group;
   std::map<std::string, std::unique_ptr<Communicator>> groups;  // by mesh name
   LocalCommunicator local;
-  bool finished = false;
 };
 
 ProcessMesh& state() {

@@ -30,7 +30,21 @@ std::optional<T> optional_from(const json& j, const char* key) {
   return j.at(key).get<T>();
 }
 
-// This rank's share of the model in `request` on the tensor group `group`.
+// What opening a share threw, as the message agree_opened passes to every rank ("" for none).
+template <typename Fn>
+std::string open_error(Fn&& open) {
+  try {
+    open();
+    return "";
+  } catch (const std::bad_alloc&) {
+    return "out of memory";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+}  // namespace
+
 OpenedModel open_share(const ModelRequest& request, dist::Communicator& group) {
   const Timer timer;
   const ModelPlan plan = plan_model(request);
@@ -49,8 +63,6 @@ OpenedModel open_share(const ModelRequest& request, dist::Communicator& group) {
   out.load_seconds = timer.seconds();
   return out;
 }
-
-}  // namespace
 
 std::string request_to_json(const ModelRequest& r) {
   return json{{"preset", r.preset},
@@ -98,15 +110,7 @@ OpenedModel open_on_mesh(const ModelRequest& request) {
   send_open_job(world, request_to_json(request));
   dist::Communicator& group = dist::tensor_group(mesh);
   OpenedModel out;
-  std::string error;
-  try {
-    out = open_share(request, group);
-  } catch (const std::bad_alloc&) {
-    error = "out of memory";
-  } catch (const std::exception& e) {
-    error = e.what();
-  }
-  agree_opened(world, error);
+  agree_opened(world, open_error([&] { out = open_share(request, group); }));
   out.model->lead();
   return out;
 }
@@ -114,18 +118,11 @@ OpenedModel open_on_mesh(const ModelRequest& request) {
 int follow_leader() {
   dist::Communicator& world = dist::world();
   while (const std::optional<MeshJob> job = receive_job(world)) {
-    std::string error = job->mismatch;
     std::optional<OpenedModel> opened;
-    if (error.empty()) {
-      try {
-        const ModelRequest request = request_from_json(job->request_json);
-        opened = open_share(request, dist::tensor_group(dist::parse_mesh(request.mesh)));
-      } catch (const std::bad_alloc&) {
-        error = "out of memory";
-      } catch (const std::exception& e) {
-        error = e.what();
-      }
-    }
+    const std::string error = !job->mismatch.empty() ? job->mismatch : open_error([&] {
+      const ModelRequest request = request_from_json(job->request_json);
+      opened = open_share(request, dist::tensor_group(dist::parse_mesh(request.mesh)));
+    });
     agree_opened(world, error);  // throws on every rank when one failed
     opened->model->follow();
   }

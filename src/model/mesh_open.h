@@ -5,12 +5,17 @@
 // follow_leader() instead of the command.
 #include <string>
 
+#include "dist/communicator.h"
 #include "model/model_factory.h"
 
 namespace llama3::model {
 
 std::string request_to_json(const ModelRequest& request);
 ModelRequest request_from_json(const std::string& json);  // throws llama3::Error on bad JSON
+
+// This rank's share of the model in `request` (random weights only, so far) on `group`: a
+// mesh's tensor group, or a dist::SoloCommunicator to time one rank's share alone.
+OpenedModel open_share(const ModelRequest& request, dist::Communicator& group);
 
 // Rank 0's side (open_model calls it for a mesh of more than one rank).
 OpenedModel open_on_mesh(const ModelRequest& request);
