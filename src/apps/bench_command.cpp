@@ -252,6 +252,7 @@ int run_bench(const BenchOptions& o) {
              "loaded in {:.2f} s (weight cache: {})\n",
              c.name, c.n_layers, opened.weights, opened.precision.mode, opened.precision.to_json(),
              cost.bytes_per_token / 1e9, opened.load_seconds, opened.cache);
+  if (!m.weights().shard.whole()) fmt::print("share: {}\n", m.weights().shard.describe());
   fmt::print("roofline: batch-1 decode {:.2f} tok/s (bandwidth / bytes per token); prefill {:.1f} tok/s (compute "
              "peaks)\n\n",
              bw / cost.bytes_per_token, static_cast<double>(std::max<int64_t>(o.prefill, 1)) /

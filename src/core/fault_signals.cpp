@@ -88,4 +88,14 @@ void unregister_mapping(const std::byte* data) {
   }
 }
 
+bool is_registered_mapping(const std::byte* data, size_t size) {
+  for (const MappingSlot& slot : g_mappings) {
+    if (slot.state.load(std::memory_order_acquire) != 2) continue;
+    const std::byte* begin = slot.data.load(std::memory_order_relaxed);
+    const size_t n = slot.size.load(std::memory_order_relaxed);
+    if (data >= begin && data <= begin + n && size <= static_cast<size_t>(begin + n - data)) return true;
+  }
+  return false;
+}
+
 }  // namespace llama3

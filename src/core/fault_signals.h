@@ -18,5 +18,7 @@ void install_fault_handlers();
 // mappings beyond its size are simply not named).
 void register_mapping(const std::byte* data, size_t size, const std::filesystem::path& path);
 void unregister_mapping(const std::byte* data);
+// True when [data, data + size) lies inside one registered mapping.
+bool is_registered_mapping(const std::byte* data, size_t size);
 
 }  // namespace llama3

@@ -20,6 +20,13 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
 
+  // Drops the whole pages inside `bytes` from this process's page tables (MADV_DONTNEED) when
+  // they lie in a live MappedFile; anything else (owned memory, a span outside every map) is left
+  // alone. The pages stay in the kernel's page cache and a later read maps them again from the
+  // file, so this only lowers resident memory: the loaders call it on source tensors once they
+  // have converted them, so a process holds its converted weights, not the checkpoint too.
+  static void release_pages(std::span<const std::byte> bytes);
+
  private:
   std::filesystem::path path_;
   const std::byte* data_ = nullptr;

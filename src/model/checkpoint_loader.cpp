@@ -12,12 +12,14 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "core/parallel.h"
 #include "io/pth_file.h"
 #include "io/safetensors_file.h"
 #include "io/safetensors_folder.h"
 #include "model/gguf_checkpoint.h"
 #include "model/matrix_convert.h"
+#include "model/matrix_slice.h"
 #include "model/tensor_names.h"
 
 namespace llama3::model {
@@ -109,10 +111,12 @@ class WeightBuilder {
  public:
   WeightBuilder(ModelWeights& w, PartFinder find) : w_(w), find_(std::move(find)) {}
 
-  // A [rows][cols] matrix from parts concatenated along `concat_dim`, in the format `precision`
-  // gives; `permuted_heads` > 0 un-permutes Hugging Face q/k rows (head_dim = rows / permuted_heads).
+  // Rows `rs` and columns `cs` (a rank's share; the whole by default) of a [rows][cols] matrix
+  // stored as parts concatenated along `concat_dim`, in the format `precision` gives;
+  // `permuted_heads` > 0 un-permutes Hugging Face q/k rows (head_dim = rows / permuted_heads;
+  // the permutation stays inside a head, and a share holds whole heads).
   Matrix matrix(const std::string& name, int64_t rows, int64_t cols, int concat_dim, MatrixPrecision precision,
-                int64_t permuted_heads = 0) {
+                int64_t permuted_heads, Slice rs, Slice cs) {
     const auto parts = find_(name);
     int64_t total_rows = 0, total_cols = 0;
     for (const TensorInfo* p : parts) {
@@ -133,37 +137,40 @@ class WeightBuilder {
     check(total_rows == rows && total_cols == cols, "tensor {} has shape [{}, {}] (over {} shard(s)); expected [{}, {}]",
           name, total_rows, total_cols, parts.size(), rows, cols);
     const TensorInfo& first = *parts.front();
-    if (parts.size() == 1 && permuted_heads == 0 && (first.dtype == DType::BF16 || first.dtype == DType::F32 ||
-                                                     first.dtype == DType::F16)) {
+    if (parts.size() == 1 && permuted_heads == 0) {
       const GgmlType type = first.dtype == DType::BF16 ? GgmlType::BF16
                             : first.dtype == DType::F16 ? GgmlType::F16 : GgmlType::F32;
-      return convert_matrix({name, type, first.data.data(), rows, cols}, precision, w_);  // in place when it can
+      return convert_window({name, type, first.data.data(), rows, cols}, rs, cs, precision, w_);  // in place when it can
     }
-    // Merged shards or permuted rows: a bf16 copy first, then the precision's format.
-    AlignedBuffer scratch(static_cast<size_t>(rows * cols) * 2);
+    // Merged shards or permuted rows: a bf16 copy of the window first, then the precision's format.
+    AlignedBuffer scratch(static_cast<size_t>(rs.size * cs.size) * 2);
     uint16_t* dst = reinterpret_cast<uint16_t*>(scratch.data());
     const int64_t head_dim = permuted_heads > 0 ? rows / permuted_heads : 0;
-    parallel_for(static_cast<size_t>(rows), [&](size_t r0, size_t r1) {
+    parallel_for(static_cast<size_t>(rs.size), [&](size_t r0, size_t r1) {
       for (int64_t r = static_cast<int64_t>(r0); r < static_cast<int64_t>(r1); ++r) {
-        const int64_t src_row = permuted_heads > 0 ? hf_row_of_meta_row(r, head_dim) : r;
-        uint16_t* out = dst + r * cols;
+        const int64_t meta_row = rs.begin + r;
+        const int64_t src_row = permuted_heads > 0 ? hf_row_of_meta_row(meta_row, head_dim) : meta_row;
+        uint16_t* out = dst + r * cs.size;
         if (concat_dim == 0) {
           int64_t row = src_row;
           size_t part = 0;
           while (row >= parts[part]->shape[0]) row -= parts[part++]->shape[0];
-          for (int64_t c = 0; c < cols; ++c) out[c] = element_bf16(*parts[part], row * cols + c);
+          for (int64_t c = 0; c < cs.size; ++c) out[c] = element_bf16(*parts[part], row * cols + cs.begin + c);
         } else {
-          int64_t c0 = 0;
+          int64_t c0 = 0;  // the part's first column in the whole matrix
           for (const TensorInfo* p : parts) {
             const int64_t pc = p->shape[1];
-            for (int64_t c = 0; c < pc; ++c) out[c0 + c] = element_bf16(*p, src_row * pc + c);
+            const int64_t lo = std::max(c0, cs.begin), hi = std::min(c0 + pc, cs.end());
+            for (int64_t c = lo; c < hi; ++c) out[c - cs.begin] = element_bf16(*p, src_row * pc + (c - c0));
             c0 += pc;
           }
         }
       }
     });
-    const SourceMatrix src{name, GgmlType::BF16, scratch.data(), rows, cols};
-    return convert_scratch(std::move(scratch), src, precision, w_);
+    const SourceMatrix src{name, GgmlType::BF16, scratch.data(), rs.size, cs.size};
+    Matrix m = convert_scratch(std::move(scratch), src, precision, w_);
+    for (const TensorInfo* p : parts) MappedFile::release_pages(p->data);  // copied: the file's pages are not needed
+    return m;
   }
 
   // A [n] vector (norms are replicated across shards: the first copy is used).
@@ -181,30 +188,36 @@ class WeightBuilder {
   PartFinder find_;
 };
 
-// Meta splits these along dim 0 across model-parallel shards, wo/w2 along dim 1.
+// Meta splits these along dim 0 across model-parallel shards, wo/w2 along dim 1. A rank of a
+// mesh builds only its share (shard_plan.h) of each matrix.
 void build_weights(const ModelConfig& c, ModelWeights& w, WeightBuilder& b, const TensorNames& n,
                    const PrecisionMap& p) {
-  const int64_t q_dim = c.n_heads * c.head_dim;
-  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
+  const ShardPlan& s = w.shard;
+  const int64_t hd = c.head_dim;
+  const int64_t q_dim = c.n_heads * hd;
+  const int64_t kv_dim = c.n_kv_heads * hd;
+  const Slice all_dim{0, c.dim};
+  const Slice q_rows{s.q_heads.begin * hd, s.q_heads.size * hd};
+  const Slice kv_rows{s.kv_heads.begin * hd, s.kv_heads.size * hd};
   const bool hf = n.style == NameStyle::HuggingFace;
   if (c.tied_embeddings) {
-    w.tok_embeddings = w.output = b.matrix(n.embed, c.vocab_size, c.dim, 0, p.lm_head);
+    w.tok_embeddings = w.output = b.matrix(n.embed, c.vocab_size, c.dim, 0, p.lm_head, 0, s.vocab, all_dim);
   } else {
-    w.tok_embeddings = b.matrix(n.embed, c.vocab_size, c.dim, 0, embedding_precision());
-    w.output = b.matrix(n.output, c.vocab_size, c.dim, 0, p.lm_head);
+    w.tok_embeddings = b.matrix(n.embed, c.vocab_size, c.dim, 0, embedding_precision(), 0, s.vocab, all_dim);
+    w.output = b.matrix(n.output, c.vocab_size, c.dim, 0, p.lm_head, 0, s.vocab, all_dim);
   }
   w.norm = b.vector(n.norm, c.dim);
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights& L = w.layers[static_cast<size_t>(l)];
     auto name = [&](LayerTensor t) { return n.layer(l, t); };
-    L.wq = b.matrix(name(LayerTensor::Wq), q_dim, c.dim, 0, p.wqkv, hf ? c.n_heads : 0);
-    L.wk = b.matrix(name(LayerTensor::Wk), kv_dim, c.dim, 0, p.wqkv, hf ? c.n_kv_heads : 0);
-    L.wv = b.matrix(name(LayerTensor::Wv), kv_dim, c.dim, 0, p.wqkv);
-    L.wo = b.matrix(name(LayerTensor::Wo), c.dim, q_dim, 1, p.wo);
-    L.w1 = b.matrix(name(LayerTensor::W1), c.ffn_dim, c.dim, 0, p.ff1_3);
-    L.w3 = b.matrix(name(LayerTensor::W3), c.ffn_dim, c.dim, 0, p.ff1_3);
-    L.w2 = b.matrix(name(LayerTensor::W2), c.dim, c.ffn_dim, 1, p.ff2);
+    L.wq = b.matrix(name(LayerTensor::Wq), q_dim, c.dim, 0, p.wqkv, hf ? c.n_heads : 0, q_rows, all_dim);
+    L.wk = b.matrix(name(LayerTensor::Wk), kv_dim, c.dim, 0, p.wqkv, hf ? c.n_kv_heads : 0, kv_rows, all_dim);
+    L.wv = b.matrix(name(LayerTensor::Wv), kv_dim, c.dim, 0, p.wqkv, 0, kv_rows, all_dim);
+    L.wo = b.matrix(name(LayerTensor::Wo), c.dim, q_dim, 1, p.wo, 0, all_dim, q_rows);
+    L.w1 = b.matrix(name(LayerTensor::W1), c.ffn_dim, c.dim, 0, p.ff1_3, 0, s.ffn, all_dim);
+    L.w3 = b.matrix(name(LayerTensor::W3), c.ffn_dim, c.dim, 0, p.ff1_3, 0, s.ffn, all_dim);
+    L.w2 = b.matrix(name(LayerTensor::W2), c.dim, c.ffn_dim, 1, p.ff2, 0, all_dim, s.ffn);
     L.attention_norm = b.vector(name(LayerTensor::AttentionNorm), c.dim);
     L.ffn_norm = b.vector(name(LayerTensor::FfnNorm), c.dim);
   }
@@ -232,12 +245,16 @@ ModelConfig checkpoint_config(const fs::path& path) {
   return load_model_config(path);
 }
 
-LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> layers, const PrecisionMap& precision) {
-  if (detect_checkpoint_format(dir) == CheckpointFormat::Gguf) return load_gguf_checkpoint(gguf_file_of(dir), layers, precision);
+LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> layers, const PrecisionMap& precision,
+                                 Share share) {
+  if (detect_checkpoint_format(dir) == CheckpointFormat::Gguf) {
+    return load_gguf_checkpoint(gguf_file_of(dir), layers, precision, share);
+  }
   LoadedCheckpoint out{load_model_config(dir), {}, detect_checkpoint_format(dir)};
   ModelConfig& c = out.config;
   if (layers) truncate_layers(c, *layers);
   ModelWeights& w = out.weights;
+  w.shard = shard_plan(c, share);
   if (out.format == CheckpointFormat::HuggingFace) {
     auto folder = std::make_shared<io::SafetensorsFolder>(dir);
     w.keep_alive.push_back(folder);

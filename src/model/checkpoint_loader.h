@@ -12,6 +12,7 @@
 #include "model/model_config.h"
 #include "model/model_weights.h"
 #include "model/precision.h"
+#include "model/shard_plan.h"
 
 namespace llama3::model {
 
@@ -36,9 +37,12 @@ std::filesystem::path gguf_file_of(const std::filesystem::path& path);
 ModelConfig checkpoint_config(const std::filesystem::path& path);
 
 // `layers`: keep only the first N layers (read only those tensors). Matrices come out in the
-// formats `precision` gives (model/matrix_convert.h).
+// formats `precision` gives (model/matrix_convert.h). `share`: one rank's share of a
+// tensor-parallel mesh (shard_plan.h): only its slices are read and converted, each bitwise
+// the same as that slice of the whole model's; the files are mapped, and the pages of what was
+// converted are released again, so the rank's resident memory is about its share.
 LoadedCheckpoint load_checkpoint(const std::filesystem::path& dir, std::optional<int64_t> layers = {},
-                                 const PrecisionMap& precision = precision_mode("bf16"));
+                                 const PrecisionMap& precision = precision_mode("bf16"), Share share = {});
 
 // Row order of Hugging Face q/k projections: HF stores, per head, the first halves of Meta's
 // RoPE pairs then the second halves. meta_row -> hf_row for a head-major [n_heads*hd] layout.

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/quant_blocks.h"
 #include "model/matrix_convert.h"
+#include "model/matrix_slice.h"
 #include "model/tensor_names.h"
 
 namespace llama3::model {
@@ -150,7 +151,7 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
 }
 
 LoadedCheckpoint load_gguf_checkpoint(const fs::path& path, std::optional<int64_t> layers,
-                                      const PrecisionMap& precision) {
+                                      const PrecisionMap& precision, Share share) {
   auto file = std::make_shared<io::GgufFile>(path);
   const std::string what = path.string();
   LoadedCheckpoint out{config_from_gguf(*file), {}, CheckpointFormat::Gguf};
@@ -158,6 +159,8 @@ LoadedCheckpoint load_gguf_checkpoint(const fs::path& path, std::optional<int64_
   if (layers) truncate_layers(c, *layers);
   ModelWeights& w = out.weights;
   w.keep_alive.push_back(file);
+  w.shard = shard_plan(c, share);
+  const ShardPlan& s = w.shard;
 
   auto tensor = [&](const std::string& name) -> const io::GgufTensor& {
     const io::GgufTensor* t = file->find(name);
@@ -165,11 +168,12 @@ LoadedCheckpoint load_gguf_checkpoint(const fs::path& path, std::optional<int64_
     return *t;
   };
   // GGUF dims are [cols, rows] (ggml's innermost first).
-  auto matrix = [&](const std::string& name, int64_t rows, int64_t cols, MatrixPrecision p) {
+  // Rows `rs` and columns `cs` of the tensor (this rank's share of it).
+  auto matrix = [&](const std::string& name, int64_t rows, int64_t cols, MatrixPrecision p, Slice rs, Slice cs) {
     const io::GgufTensor& t = tensor(name);
     check(t.dims.size() == 2 && t.dims[0] == cols && t.dims[1] == rows,
           "{}: tensor {} has dims [{}]; expected [{}, {}] (ggml order)", what, name, fmt::join(t.dims, ", "), cols, rows);
-    return convert_matrix({name, t.type, t.data.data(), rows, cols}, p, w);
+    return convert_window({name, t.type, t.data.data(), rows, cols}, rs, cs, p, w);
   };
   auto vector = [&](const std::string& name, int64_t n) {
     const io::GgufTensor& t = tensor(name);
@@ -180,26 +184,30 @@ LoadedCheckpoint load_gguf_checkpoint(const fs::path& path, std::optional<int64_
     return v;
   };
 
-  const int64_t q_dim = c.n_heads * c.head_dim;
-  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
+  const int64_t hd = c.head_dim;
+  const int64_t q_dim = c.n_heads * hd;
+  const int64_t kv_dim = c.n_kv_heads * hd;
+  const Slice all_dim{0, c.dim};
+  const Slice q_rows{s.q_heads.begin * hd, s.q_heads.size * hd};
+  const Slice kv_rows{s.kv_heads.begin * hd, s.kv_heads.size * hd};
   if (c.tied_embeddings) {
-    w.tok_embeddings = w.output = matrix(kGgufEmbed, c.vocab_size, c.dim, precision.lm_head);
+    w.tok_embeddings = w.output = matrix(kGgufEmbed, c.vocab_size, c.dim, precision.lm_head, s.vocab, all_dim);
   } else {
-    w.tok_embeddings = matrix(kGgufEmbed, c.vocab_size, c.dim, embedding_precision());
-    w.output = matrix(kGgufOutput, c.vocab_size, c.dim, precision.lm_head);
+    w.tok_embeddings = matrix(kGgufEmbed, c.vocab_size, c.dim, embedding_precision(), s.vocab, all_dim);
+    w.output = matrix(kGgufOutput, c.vocab_size, c.dim, precision.lm_head, s.vocab, all_dim);
   }
   w.norm = vector(kGgufNorm, c.dim);
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights& L = w.layers[static_cast<size_t>(l)];
     auto name = [&](LayerTensor t) { return gguf_layer_tensor_name(l, t); };
-    L.wq = matrix(name(LayerTensor::Wq), q_dim, c.dim, precision.wqkv);
-    L.wk = matrix(name(LayerTensor::Wk), kv_dim, c.dim, precision.wqkv);
-    L.wv = matrix(name(LayerTensor::Wv), kv_dim, c.dim, precision.wqkv);
-    L.wo = matrix(name(LayerTensor::Wo), c.dim, q_dim, precision.wo);
-    L.w1 = matrix(name(LayerTensor::W1), c.ffn_dim, c.dim, precision.ff1_3);
-    L.w3 = matrix(name(LayerTensor::W3), c.ffn_dim, c.dim, precision.ff1_3);
-    L.w2 = matrix(name(LayerTensor::W2), c.dim, c.ffn_dim, precision.ff2);
+    L.wq = matrix(name(LayerTensor::Wq), q_dim, c.dim, precision.wqkv, q_rows, all_dim);
+    L.wk = matrix(name(LayerTensor::Wk), kv_dim, c.dim, precision.wqkv, kv_rows, all_dim);
+    L.wv = matrix(name(LayerTensor::Wv), kv_dim, c.dim, precision.wqkv, kv_rows, all_dim);
+    L.wo = matrix(name(LayerTensor::Wo), c.dim, q_dim, precision.wo, all_dim, q_rows);
+    L.w1 = matrix(name(LayerTensor::W1), c.ffn_dim, c.dim, precision.ff1_3, s.ffn, all_dim);
+    L.w3 = matrix(name(LayerTensor::W3), c.ffn_dim, c.dim, precision.ff1_3, s.ffn, all_dim);
+    L.w2 = matrix(name(LayerTensor::W2), c.dim, c.ffn_dim, precision.ff2, all_dim, s.ffn);
     L.attention_norm = vector(name(LayerTensor::AttentionNorm), c.dim);
     L.ffn_norm = vector(name(LayerTensor::FfnNorm), c.dim);
   }

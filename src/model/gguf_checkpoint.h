@@ -16,8 +16,9 @@ namespace llama3::model {
 // Throws naming the key when the file is not a Llama GGUF or a value is missing or inconsistent.
 ModelConfig config_from_gguf(const io::GgufFile& file);
 
+// `share`: one rank's share of a mesh (checkpoint_loader.h's load_checkpoint).
 LoadedCheckpoint load_gguf_checkpoint(const std::filesystem::path& file, std::optional<int64_t> layers,
-                                      const PrecisionMap& precision);
+                                      const PrecisionMap& precision, Share share = {});
 
 // llama.cpp's tensor names.
 std::string gguf_layer_tensor_name(int64_t layer, LayerTensor t);

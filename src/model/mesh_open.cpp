@@ -2,19 +2,19 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <new>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "core/timer.h"
 #include "dist/process_mesh.h"
+#include "model/checkpoint_identity.h"
 #include "model/mesh_jobs.h"
-#include "model/random_weights.h"
-#include "model/shard_plan.h"
 
 namespace llama3::model {
 
+namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
@@ -43,25 +43,35 @@ std::string open_error(Fn&& open) {
   }
 }
 
+// Rank 0's checkpoint files (names, sizes, header hashes) for the job it sends.
+json files_json(const std::filesystem::path& dir) {
+  json out = json::array();
+  for (const CheckpointFile& f : checkpoint_files(dir)) out.push_back({f.name, f.size, f.head_hash});
+  return out;
+}
+
+// Each rank maps its own copy of the checkpoint: a copy that differs from rank 0's would compute
+// garbage without an error, so a follower compares its files with those rank 0 sent.
+void check_same_checkpoint(const json& job, const ModelRequest& request) {
+  if (!job.contains("checkpoint_files") || !request.model_dir) return;
+  std::vector<CheckpointFile> leader;
+  for (const json& f : job.at("checkpoint_files")) {
+    leader.push_back({f.at(0).get<std::string>(), f.at(1).get<uint64_t>(), f.at(2).get<std::string>()});
+  }
+  std::vector<CheckpointFile> ours;
+  try {
+    ours = checkpoint_files(*request.model_dir);
+  } catch (const std::exception& e) {
+    fail("it cannot read the checkpoint {} that rank 0 loads: {}", *request.model_dir, e.what());
+  }
+  const std::string difference = checkpoint_difference(leader, ours);
+  check(difference.empty(), "its copy of the checkpoint {} differs from rank 0's: {}", *request.model_dir, difference);
+}
+
 }  // namespace
 
 OpenedModel open_share(const ModelRequest& request, dist::Communicator& group) {
-  const Timer timer;
-  const ModelPlan plan = plan_model(request);
-  check(!plan.dir,
-        "a checkpoint cannot be loaded onto a mesh yet (each rank would need to read its slices of {}); "
-        "--weights random runs on any mesh",
-        plan.dir ? plan.dir->string() : "");
-  const ShardPlan shard = shard_plan(plan.config, group.rank(), group.size());
-  OpenedModel out;
-  out.precision = plan.precision;
-  out.weights = "random";
-  out.format = "random";
-  out.cache = fmt::format("off (a mesh's ranks generate their shares; {})", shard.describe());
-  out.model = std::make_unique<LlamaModel>(plan.config, random_weights(plan.config, request.seed, plan.precision, shard),
-                                           &group);
-  out.load_seconds = timer.seconds();
-  return out;
+  return open_local(request, plan_model(request), {group.rank(), group.size()}, &group);
 }
 
 std::string request_to_json(const ModelRequest& r) {
@@ -107,10 +117,21 @@ OpenedModel open_on_mesh(const ModelRequest& request) {
   // same order on every rank); a mesh the world does not fit is refused before any job is sent.
   dist::Communicator& world = dist::world();
   dist::check_world_fits(mesh, world.size());
-  send_open_job(world, request_to_json(request));
+  // The followers load the checkpoint rank 0 resolved (LLAMA_DIR or HF_MODEL need not be set on
+  // every machine), and check their copy against rank 0's files.
+  const ModelPlan plan = plan_model(request);
+  ModelRequest sent = request;
+  if (plan.dir) sent.model_dir = fs::absolute(*plan.dir).string();
+  json job = json::parse(request_to_json(sent));
+  if (plan.dir) job["checkpoint_files"] = files_json(*plan.dir);
+  send_open_job(world, job.dump());
+  // First every rank takes the job (same build, its copy of the checkpoint checked), then every
+  // rank creates the group's communicator: a collective call that a rank which failed before it
+  // would leave the others waiting in.
+  agree_opened(world, "");
   dist::Communicator& group = dist::tensor_group(mesh);
   OpenedModel out;
-  agree_opened(world, open_error([&] { out = open_share(request, group); }));
+  agree_opened(world, open_error([&] { out = open_local(sent, plan, {group.rank(), group.size()}, &group); }));
   out.model->lead();
   return out;
 }
@@ -118,12 +139,19 @@ OpenedModel open_on_mesh(const ModelRequest& request) {
 int follow_leader() {
   dist::Communicator& world = dist::world();
   while (const std::optional<MeshJob> job = receive_job(world)) {
-    std::optional<OpenedModel> opened;
-    const std::string error = !job->mismatch.empty() ? job->mismatch : open_error([&] {
-      const ModelRequest request = request_from_json(job->request_json);
-      opened = open_share(request, dist::tensor_group(dist::parse_mesh(request.mesh)));
+    ModelRequest request;
+    const std::string taken = !job->mismatch.empty() ? job->mismatch : open_error([&] {
+      request = request_from_json(job->request_json);
+      // A machine that keeps its copy of the checkpoint elsewhere says where.
+      if (const char* local = std::getenv("LLAMA3_LOCAL_MODEL_DIR"); local && *local && request.model_dir) {
+        request.model_dir = local;
+      }
+      check_same_checkpoint(json::parse(job->request_json), request);
     });
-    agree_opened(world, error);  // throws on every rank when one failed
+    agree_opened(world, taken);  // throws on every rank when one cannot take the job
+    dist::Communicator& group = dist::tensor_group(dist::parse_mesh(request.mesh));
+    std::optional<OpenedModel> opened;
+    agree_opened(world, open_error([&] { opened = open_share(request, group); }));
     opened->model->follow();
   }
   return 0;

@@ -3,6 +3,9 @@
 // sends the request to the other ranks (mesh_jobs.h), every rank builds its share, they agree
 // that all succeeded, and rank 0's model leads the others' passes. Ranks other than 0 run
 // follow_leader() instead of the command.
+// A checkpoint: every rank maps its own copy at the path rank 0 resolved (or at
+// $LLAMA3_LOCAL_MODEL_DIR where a machine keeps it elsewhere) and reads only its slices; a copy
+// whose files differ from rank 0's (names, sizes, headers) is refused before anything is loaded.
 #include <string>
 
 #include "dist/communicator.h"
@@ -13,7 +16,7 @@ namespace llama3::model {
 std::string request_to_json(const ModelRequest& request);
 ModelRequest request_from_json(const std::string& json);  // throws llama3::Error on bad JSON
 
-// This rank's share of the model in `request` (random weights only, so far) on `group`: a
+// This rank's share of the model in `request` (a checkpoint or random weights) on `group`: a
 // mesh's tensor group, or a dist::SoloCommunicator to time one rank's share alone.
 OpenedModel open_share(const ModelRequest& request, dist::Communicator& group);
 

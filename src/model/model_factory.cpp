@@ -5,8 +5,8 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "kernels/quant_pack.h"
-#include "model/checkpoint_loader.h"
 #include "dist/mesh.h"
+#include "model/checkpoint_loader.h"
 #include "model/matrix_convert.h"
 #include "model/mesh_open.h"
 #include "model/model_source.h"
@@ -43,11 +43,13 @@ bool worth_caching(const ModelWeights& w, bool random) {
   return packed;
 }
 
-LoadedCheckpoint load_source(const std::optional<fs::path>& dir, const ModelRequest& r, const PrecisionMap& p) {
-  if (dir) return load_checkpoint(*dir, r.layers, p);
+LoadedCheckpoint load_source(const std::optional<fs::path>& dir, const ModelRequest& r, const PrecisionMap& p,
+                             Share share) {
+  if (dir) return load_checkpoint(*dir, r.layers, p, share);
   ModelConfig config = preset(r.preset);
   if (r.layers) truncate_layers(config, *r.layers);
-  LoadedCheckpoint out{config, random_weights(config, r.seed, p), CheckpointFormat::HuggingFace};
+  LoadedCheckpoint out{config, random_weights(config, r.seed, p, shard_plan(config, share)),
+                       CheckpointFormat::HuggingFace};
   return out;
 }
 
@@ -108,9 +110,12 @@ ModelPlan plan_model(const ModelRequest& request) {
 
 OpenedModel open_model(const ModelRequest& request) {
   if (dist::parse_mesh(request.mesh).ranks() > 1) return open_on_mesh(request);
+  return open_local(request, plan_model(request));
+}
+
+OpenedModel open_local(const ModelRequest& request, const ModelPlan& plan, Share share, dist::Communicator* group) {
   OpenedModel out;
   const Timer timer;
-  const ModelPlan plan = plan_model(request);
   const std::optional<fs::path>& dir = plan.dir;
   out.precision = plan.precision;
   out.weights = dir ? request.weights.value_or("instruct") : "random";
@@ -119,7 +124,7 @@ OpenedModel open_model(const ModelRequest& request) {
   std::optional<LoadedCheckpoint> loaded;
   CacheLocation where;
   if (request.weight_cache) {
-    where = cache_location({dir, request.preset, request.seed, request.layers, request.mesh}, out.precision);
+    where = cache_location({dir, request.preset, request.seed, request.layers, request.mesh, share}, out.precision);
     for (const fs::path& path : {where.path, where.fallback_path}) {
       std::string warning;
       loaded = read_weight_cache(path, where.key, warning);
@@ -136,7 +141,7 @@ OpenedModel open_model(const ModelRequest& request) {
     {
       const ConversionProgress progress(fmt::format("converting weights ({})", out.precision.mode),
                                         static_cast<double>(plan.config.parameter_count()));
-      loaded = load_source(dir, request, out.precision);
+      loaded = load_source(dir, request, out.precision, share);
     }
     if (!request.weight_cache) {
       // nothing to write
@@ -161,7 +166,10 @@ OpenedModel open_model(const ModelRequest& request) {
     }
   }
   out.format = dir ? format_name(loaded->format) : "random";
-  out.model = std::make_unique<LlamaModel>(std::move(loaded->config), std::move(loaded->weights));
+  check(loaded->weights.shard.rank == share.rank && loaded->weights.shard.ranks == share.ranks,
+        "weights of rank {} of {} where rank {} of {} was asked for", loaded->weights.shard.rank,
+        loaded->weights.shard.ranks, share.rank, share.ranks);
+  out.model = std::make_unique<LlamaModel>(std::move(loaded->config), std::move(loaded->weights), group);
   out.load_seconds = timer.seconds();
   return out;
 }

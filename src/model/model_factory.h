@@ -53,6 +53,12 @@ struct ModelPlan {
 };
 ModelPlan plan_model(const ModelRequest& request);
 
+// open_model's work in one process: the share `share` of the planned model (the whole of it by
+// default) from the weight cache, or loaded or generated and then cached; `group` carries the
+// model's collectives (null: a model of one rank). A mesh's ranks each call it for their share.
+OpenedModel open_local(const ModelRequest& request, const ModelPlan& plan, Share share = {},
+                       dist::Communicator* group = nullptr);
+
 // The weights' memory for a shape in a precision (from the shapes and formats; "native"
 // matrices counted as bf16).
 size_t estimated_weight_bytes(const ModelConfig& config, const PrecisionMap& precision);

@@ -34,10 +34,21 @@ struct ShardPlan {
   std::string describe() const;  // one line for logs and errors
 };
 
+// Which share of a tensor-parallel group a process builds: the loaders take this, the plan
+// follows from it and the model's config.
+struct Share {
+  int rank = 0;
+  int ranks = 1;
+  bool whole() const { return ranks == 1; }
+};
+
 // The plan of `rank` in a group of `ranks`; throws llama3::Error naming the constraint when the
 // model cannot be split that way (heads, kv heads or the MLP width not divisible, or an MLP
 // slice that is not a multiple of 32, the width of a quantized block).
 ShardPlan shard_plan(const ModelConfig& config, int rank, int ranks);
+inline ShardPlan shard_plan(const ModelConfig& config, Share share) {
+  return shard_plan(config, share.rank, share.ranks);
+}
 
 // The config a rank's KV cache and memory figures use: its own kv heads.
 ModelConfig shard_kv_config(const ModelConfig& config, const ShardPlan& plan);

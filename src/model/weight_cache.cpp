@@ -2,9 +2,7 @@
 
 #include <fmt/core.h>
 
-#include <chrono>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +11,7 @@
 #include "io/gguf_file.h"
 #include "io/gguf_writer.h"
 #include "kernels/quant_pack.h"
+#include "model/checkpoint_identity.h"
 
 namespace llama3::model {
 
@@ -25,49 +24,18 @@ namespace {
 // Bumped whenever what the cache holds or how it is laid out changes: old caches are rebuilt.
 constexpr int kCacheVersion = 1;
 constexpr uint32_t kCacheAlignment = 64;
-constexpr size_t kHeadHashBytes = size_t{1} << 20;
 constexpr const char* kKeyKey = "llama3.cache.key";
 constexpr const char* kConfigKey = "llama3.cache.config";
 constexpr const char* kMatricesKey = "llama3.cache.matrices";
 constexpr const char* kFormatKey = "llama3.cache.source_format";
 
-uint64_t fnv1a(const char* data, size_t n, uint64_t h = 0xcbf29ce484222325ull) {
-  for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<unsigned char>(data[i])) * 0x100000001b3ull;
-  return h;
-}
-
-json file_identity(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::string head(kHeadHashBytes, '\0');
-  in.read(head.data(), static_cast<std::streamsize>(head.size()));
-  head.resize(static_cast<size_t>(in.gcount()));
-  const auto mtime = fs::last_write_time(file).time_since_epoch();
-  return {{"name", file.filename().string()},
-          {"size", fs::file_size(file)},
-          {"mtime_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(mtime).count()},
-          {"head_fnv1a", fmt::format("{:016x}", fnv1a(head.data(), head.size()))}};
-}
-
-bool is_weight_or_config(const fs::path& p) {
-  const std::string ext = p.extension().string();
-  return ext == ".pth" || ext == ".safetensors" || ext == ".json" || ext == ".gguf";
-}
-
 json source_identity(const CacheSource& s) {
   if (!s.checkpoint) return {{"random", s.preset}, {"seed", s.seed}};
-  const fs::path& p = *s.checkpoint;
   json files = json::array();
-  if (fs::is_regular_file(p)) {
-    files.push_back(file_identity(p));
-  } else {
-    std::vector<fs::path> paths;
-    for (const auto& e : fs::directory_iterator(p)) {
-      if (e.is_regular_file() && is_weight_or_config(e.path())) paths.push_back(e.path());
-    }
-    std::sort(paths.begin(), paths.end());
-    for (const auto& f : paths) files.push_back(file_identity(f));
+  for (const CheckpointFile& f : checkpoint_files(*s.checkpoint)) {
+    files.push_back({{"name", f.name}, {"size", f.size}, {"mtime_ns", f.mtime_ns}, {"head_fnv1a", f.head_hash}});
   }
-  return {{"path", fs::absolute(p).lexically_normal().string()}, {"files", files}};
+  return {{"path", fs::absolute(*s.checkpoint).lexically_normal().string()}, {"files", files}};
 }
 
 std::string mode_folder(const PrecisionMap& p) {
@@ -159,10 +127,14 @@ CacheLocation cache_location(const CacheSource& s, const PrecisionMap& precision
   const json identity = source_identity(s);
   json matrices = json::parse(precision.to_json());
   matrices.erase("kv_cache");  // not part of the weights
-  loc.key = json{{"version", kCacheVersion}, {"source", identity}, {"layers", s.layers ? *s.layers : -1},
-                 {"precision", matrices}, {"mesh", s.mesh}}
-                .dump();
-  const std::string mode = mode_folder(precision);
+  json key{{"version", kCacheVersion}, {"source", identity}, {"layers", s.layers ? *s.layers : -1},
+           {"precision", matrices}, {"mesh", s.mesh}};
+  if (!s.share.whole()) key["shard"] = {s.share.rank, s.share.ranks};
+  loc.key = key.dump();
+  // One folder per rank of a mesh, as the original keeps one cache per mesh.
+  const fs::path mode = s.share.whole() ? fs::path(mode_folder(precision))
+                                        : fs::path(mode_folder(precision)) /
+                                              fmt::format("rank-{}-of-{}", s.share.rank, s.share.ranks);
   const std::string id = identity.dump();
   const fs::path user = user_cache_root() / "weights";
   if (!s.checkpoint) {
@@ -181,50 +153,87 @@ CacheLocation cache_location(const CacheSource& s, const PrecisionMap& precision
   return loc;
 }
 
+namespace {
+
+// The share a key names (absent: the whole model), and the key without its mesh and share.
+Share key_share(const json& key) {
+  if (!key.is_object() || !key.contains("shard")) return {};
+  return {key["shard"].at(0).get<int>(), key["shard"].at(1).get<int>()};
+}
+
+std::string describe_share(const json& key) {
+  const Share s = key_share(key);
+  return fmt::format("rank {} of {} (mesh {})", s.rank, s.ranks, key.value("mesh", "?"));
+}
+
+json without_mesh(json key) {
+  if (key.is_object()) key.erase("mesh"), key.erase("shard");
+  return key;
+}
+
+// The weights of a cache file whose key is `key`.
+LoadedCheckpoint read_cache_file(const std::shared_ptr<io::GgufFile>& file, const std::string& key) {
+  LoadedCheckpoint out;
+  out.config = config_from_json(json::parse(file->get_string(kConfigKey)));
+  const std::string_view format = file->get_string(kFormatKey);
+  out.format = format == "meta" ? CheckpointFormat::Meta
+               : format == "gguf" ? CheckpointFormat::Gguf : CheckpointFormat::HuggingFace;
+  const json matrices = json::parse(file->get_string(kMatricesKey));
+  ModelWeights& w = out.weights;
+  w.keep_alive.push_back(file);
+  w.layers.resize(static_cast<size_t>(out.config.n_layers));
+  auto tensor = [&](const std::string& name) -> const io::GgufTensor& {
+    const io::GgufTensor* t = file->find(name);
+    check(t != nullptr, "tensor {} is missing", name);
+    return *t;
+  };
+  const bool tied = out.config.tied_embeddings;
+  for_each_matrix(w, tied, [&](const std::string& name, Matrix& m) {
+    const json& info = matrices.at(name);
+    m.format = format_from(info.at("format").get<std::string>());
+    m.rows = info.at("rows").get<int64_t>();
+    m.cols = info.at("cols").get<int64_t>();
+    const io::GgufTensor& t = tensor(name);
+    check(t.data.size() == m.bytes(), "tensor {} holds {} bytes; its format needs {}", name, t.data.size(), m.bytes());
+    m.data = t.data.data();
+    if (name == "embed" && tied) w.output = m;
+  });
+  for_each_vector(w, [&](const std::string& name, std::vector<float>& v) {
+    const io::GgufTensor& t = tensor(name);
+    check(t.type == GgmlType::F32 && t.dims.size() == 1, "tensor {} is not an f32 vector", name);
+    v.resize(static_cast<size_t>(t.dims[0]));
+    std::memcpy(v.data(), t.data.data(), t.data.size());
+  });
+  w.shard = shard_plan(out.config, key_share(json::parse(key, nullptr, false)));
+  return out;
+}
+
+}  // namespace
+
 std::optional<LoadedCheckpoint> read_weight_cache(const fs::path& path, const std::string& key, std::string& warning) {
   if (!fs::exists(path)) return std::nullopt;
+  std::string other_mesh;
   try {
     auto file = std::make_shared<io::GgufFile>(path);
-    if (file->find_string(kKeyKey) != std::optional<std::string_view>(key)) {
-      warning = fmt::format("weight cache {} was built for other weights or settings; rebuilding it", path.string());
-      return std::nullopt;
+    const std::optional<std::string_view> stored = file->find_string(kKeyKey);
+    if (stored != std::optional<std::string_view>(key)) {
+      const json ours = json::parse(key, nullptr, false);
+      const json theirs = stored ? json::parse(*stored, nullptr, false) : json();
+      if (ours.is_object() && theirs.is_object() && without_mesh(ours) == without_mesh(theirs)) {
+        other_mesh = fmt::format("weight cache {} holds the share of {}, not of {}: it was moved or copied from "
+                                 "another mesh's folder; delete it, and the right share is built",
+                                 path.string(), describe_share(theirs), describe_share(ours));
+      } else {
+        warning = fmt::format("weight cache {} was built for other weights or settings; rebuilding it", path.string());
+        return std::nullopt;
+      }
     }
-    LoadedCheckpoint out;
-    out.config = config_from_json(json::parse(file->get_string(kConfigKey)));
-    const std::string_view format = file->get_string(kFormatKey);
-    out.format = format == "meta" ? CheckpointFormat::Meta
-                 : format == "gguf" ? CheckpointFormat::Gguf : CheckpointFormat::HuggingFace;
-    const json matrices = json::parse(file->get_string(kMatricesKey));
-    ModelWeights& w = out.weights;
-    w.keep_alive.push_back(file);
-    w.layers.resize(static_cast<size_t>(out.config.n_layers));
-    auto tensor = [&](const std::string& name) -> const io::GgufTensor& {
-      const io::GgufTensor* t = file->find(name);
-      check(t != nullptr, "tensor {} is missing", name);
-      return *t;
-    };
-    const bool tied = out.config.tied_embeddings;
-    for_each_matrix(w, tied, [&](const std::string& name, Matrix& m) {
-      const json& info = matrices.at(name);
-      m.format = format_from(info.at("format").get<std::string>());
-      m.rows = info.at("rows").get<int64_t>();
-      m.cols = info.at("cols").get<int64_t>();
-      const io::GgufTensor& t = tensor(name);
-      check(t.data.size() == m.bytes(), "tensor {} holds {} bytes; its format needs {}", name, t.data.size(), m.bytes());
-      m.data = t.data.data();
-      if (name == "embed" && tied) w.output = m;
-    });
-    for_each_vector(w, [&](const std::string& name, std::vector<float>& v) {
-      const io::GgufTensor& t = tensor(name);
-      check(t.type == GgmlType::F32 && t.dims.size() == 1, "tensor {} is not an f32 vector", name);
-      v.resize(static_cast<size_t>(t.dims[0]));
-      std::memcpy(v.data(), t.data.data(), t.data.size());
-    });
-    return out;
+    if (other_mesh.empty()) return read_cache_file(file, key);
   } catch (const std::exception& e) {
     warning = fmt::format("weight cache {} is unreadable ({}); rebuilding it", path.string(), e.what());
     return std::nullopt;
   }
+  fail("{}", other_mesh);
 }
 
 void write_weight_cache(const fs::path& path, const std::string& key, const LoadedCheckpoint& model) {

@@ -11,8 +11,9 @@
 // writable, under `$LLAMA3_CACHE` or `~/.cache/llama3`.
 // The key: the source files' identity (name, size, modification time, a hash of their first
 // MiB: the headers), or the preset and seed of random weights; the precision map, the layer
-// count, and the cache format version. A cache whose key differs, or that cannot be read, is
-// rebuilt with a one-line warning, never used.
+// count, the mesh and share, and the cache format version. A cache whose key differs, or that
+// cannot be read, is rebuilt with a one-line warning, never used; one that differs only in its
+// mesh or share was moved from another mesh's folder, which is an error naming both.
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -27,6 +28,7 @@ struct CacheSource {
   uint64_t seed = 0;                                // random weights
   std::optional<int64_t> layers;
   std::string mesh = "N150";
+  Share share;  // a rank of a mesh caches its own share, in a folder of its own
 };
 
 // The key's text (canonical JSON) and where its file lives.
@@ -39,7 +41,8 @@ struct CacheLocation {
 CacheLocation cache_location(const CacheSource& source, const PrecisionMap& precision);
 
 // The weights from the cache file at `path` if its key is `key`; nullopt when there is no file.
-// A file with another key or that fails to read gives nullopt and a warning in `warning`.
+// A file with another key or that fails to read gives nullopt and a warning in `warning`; a
+// file built for another share of the same weights throws llama3::Error.
 std::optional<LoadedCheckpoint> read_weight_cache(const std::filesystem::path& path, const std::string& key,
                                                   std::string& warning);
 

@@ -3,10 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "model/reference_compare.h"
+#include "model/reference_models.h"
 #include "test_support.h"
 
 namespace llama3::testing {
@@ -16,6 +20,7 @@ namespace {
 #define SKIP_WITHOUT_MPI() \
   if (!LLAMA3_HAVE_MPI) GTEST_SKIP() << "built without MPI"
 
+namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -142,6 +147,50 @@ TEST(MeshCli, ADeadRankEndsTheJob) {
       run_command(mpirun("-np 1 " + cli() + kGenerate + " --mesh 2x1 : -np 1 sh -c 'exit 3'") + "");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.exit_code, 124) << "the job hung until timeout killed it";
+}
+
+// A checkpoint on a mesh: each rank maps the files and converts only its slices (Meta's .pth
+// shards merged, a Hugging Face folder with its q/k rows un-permuted, a GGUF), and the logits at
+// every position match the float64 reference within the one-rank tolerance, greedy tokens too.
+TEST(MeshCli, ACheckpointOnTwoAndFourRanksMatchesTheReference) {
+  SKIP_WITHOUT_MPI();
+  const ReferenceModel& m = gqa_tied_s8();  // 4 query heads on 2 kv heads: on 4 ranks each kv head twice
+  const ReferencePrompt& ref = m.prompts.at(1);
+  for (const auto& [variant, ranks] : {std::pair{"meta2", 2}, {"hf", 4}, {"gguf", 2}}) {
+    const std::string n = std::to_string(ranks);
+    const EngineRun run = run_engine(m.folder(variant), ref.tokens, static_cast<int>(ref.greedy.size()), true,
+                                     kF32Kv + " --threads 1 --mesh " + n + "x1", "", mpirun("-np " + n));
+    expect_agrees(run, ref, kLogitTol, fmt::format("gqa_tied_s8/{} on {} ranks", variant, ranks));
+  }
+}
+
+// Each rank maps its own copy of the checkpoint: one whose files differ from rank 0's is refused
+// by name on rank 0, and every rank exits; an identical copy elsewhere (LLAMA3_LOCAL_MODEL_DIR on
+// that rank) runs.
+TEST(MeshCli, ARankWhoseCopyOfTheCheckpointDiffersEndsTheJob) {
+  SKIP_WITHOUT_MPI();
+  const fs::path original = gqa_tied_s8().folder("hf");
+  TempDir dir("mesh-copies");
+  fs::copy(original, dir / "same");
+  fs::copy(original, dir / "other");
+  {
+    std::ofstream config(dir / "other" / "config.json", std::ios::app);
+    config << "\n";
+  }
+  const std::string args = " generate --model_dir " + original.string() +
+                           " --tokens 1,2,3 --max_generated_tokens 4 --optimizations bf16 --threads 1 --mesh 2x1";
+  auto with_copy = [&](const std::string& copy) {
+    return run_command(mpirun("-np 1 " + cli() + args + " : -np 1 env LLAMA3_LOCAL_MODEL_DIR=" + (dir / copy).string() +
+                              " " + cli() + args));
+  };
+  const CommandResult same = with_copy("same");
+  EXPECT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_EQ(generated(same), generated(run_command(cli() + args.substr(0, args.find(" --mesh")))));
+  const CommandResult other = with_copy("other");
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_NE(other.exit_code, 124) << "the job hung until timeout killed it";
+  EXPECT_THAT(other.err, HasSubstr("rank 1 could not open its share of the model: its copy of the checkpoint " +
+                                   (dir / "other").string() + " differs from rank 0's: config.json has"));
 }
 
 }  // namespace

@@ -31,7 +31,7 @@ inline std::vector<int32_t> identity_table(int64_t blocks) {
 
 // Logits at every position by one forward over the whole sequence.
 inline std::vector<float> full_logits(LlamaModel& m, const std::vector<int32_t>& seq, kernels::KvDType dtype) {
-  KvCache cache(m.config(), 64, 16, dtype);
+  KvCache cache(m.kv_config(), 64, 16, dtype);  // a rank of a mesh holds its own kv heads
   const auto table = identity_table(64);
   std::vector<float> logits;
   const BatchItem item{seq, 0, table, true};

@@ -192,17 +192,17 @@ inline std::string join_tokens(const std::vector<int32_t>& tokens) {
 // logits (at every prompt position when logits_all). extra_flags are appended verbatim (e.g.
 // "--kv_cache f32"); the weights run in bf16 (--optimizations bf16: the checkpoint's own values)
 // unless extra_flags names another mode. With dir_variable ("LLAMA_DIR" or "HF_MODEL") the folder is given through
-// that environment variable instead of --model_dir. Throws std::runtime_error with the CLI's
-// stderr when it fails.
+// that environment variable instead of --model_dir. `launcher` goes before the command (e.g. an
+// mpirun). Throws std::runtime_error with the CLI's stderr when it fails.
 inline EngineRun run_engine(const fs::path& model_dir, const std::vector<int32_t>& tokens, int max_generated,
                             bool logits_all, const std::string& extra_flags,
-                            const std::string& dir_variable = "") {
+                            const std::string& dir_variable = "", const std::string& launcher = "") {
   TempDir tmp("engine-run");
   const fs::path logits_file = tmp / "logits.json";
   const std::string dir = shell_quote(model_dir.string());
   const std::string env =
       dir_variable.empty() ? "" : "env -u LLAMA_DIR -u HF_MODEL " + dir_variable + "=" + dir + " ";
-  const std::string cmd = env + cli() + " generate" + (dir_variable.empty() ? " --model_dir " + dir : "") +
+  const std::string cmd = env + launcher + cli() + " generate" + (dir_variable.empty() ? " --model_dir " + dir : "") +
                           " --tokens " + shell_quote(join_tokens(tokens)) +
                           " --max_generated_tokens " + std::to_string(max_generated) +
                           " --logits_out " + shell_quote(logits_file.string()) +
