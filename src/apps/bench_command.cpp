@@ -53,6 +53,7 @@ struct BenchOptions {
   std::optional<std::string> prompt_tokens;  // JSON list of ids (the peer benchmark's prompt)
   std::optional<std::string> json_out;
   std::optional<std::string> shard;  // "R/T": rank R's share of a T-rank mesh, computed alone
+  int64_t logit_candidates = 0;      // on a mesh: gather each row's k largest logits, not the row
 };
 
 // --shard R/T: rank R's share of the model on a T-rank mesh, computing alone (its collectives
@@ -150,6 +151,7 @@ int run_bench(const BenchOptions& o) {
   std::unique_ptr<dist::SoloCommunicator> solo;
   const model::OpenedModel opened = o.shard ? open_solo_share(o, solo) : model::open_model(o.model.request());
   model::LlamaModel& m = *opened.model;
+  m.set_logit_candidates(o.logit_candidates);
   const model::ModelConfig& c = m.config();
   const int64_t vocab = c.vocab_size;
   const std::vector<int32_t> prompt = bench_prompt(o, vocab, std::max<int64_t>(o.prefill, o.context + 8) + 1);
@@ -260,6 +262,7 @@ int run_bench(const BenchOptions& o) {
   nlohmann::json result = {
       {"model", c.name}, {"layers", c.n_layers}, {"weights", opened.weights}, {"mode", opened.precision.mode},
       {"precision", nlohmann::json::parse(opened.precision.to_json())}, {"threads", thread_count()},
+      {"logit_candidates", o.logit_candidates},
       {"isa", kernels::isa_name(kernels::active_isa())}, {"read_bandwidth_gb_per_s", bw / 1e9},
       {"peak_fp32_fma_gflops", peak.fp32_fma_gflops}, {"peak_vpdpbusd_gops", peak.int8_dot_gops},
       {"peak_vdpbf16ps_gflops", peak.bf16_dot_gflops}, {"weight_bytes_per_token", cost.bytes_per_token},
@@ -360,6 +363,11 @@ const CommandRegistrar kRegistrar{
       app.add_option("--shard", o->shard,
                      "R/T: time rank R's share of a T-rank mesh computing alone (random weights; its collectives "
                      "move nothing): one machine of a cluster");
+      app.add_option("--logit_candidates", o->logit_candidates,
+                     "on a mesh, gather only each row's K largest logits (what sampling with top_k <= K needs, as "
+                     "the demo and server do) instead of whole rows")
+          ->check(CLI::NonNegativeNumber)
+          ->capture_default_str();
       return [o] { return run_bench(*o); };
     }};
 

@@ -23,7 +23,10 @@ void ModelOptions::add_to(CLI::App& app) {
   app.add_option("--layers", layers, "keep only the first N layers")->check(CLI::PositiveNumber);
   app.add_option("--model_dir", model_dir, "checkpoint folder (Meta or Hugging Face); overrides LLAMA_DIR/HF_MODEL");
   app.add_option("--seed_weights", seed, "seed of the random weights")->capture_default_str();
-  app.add_option("--threads", threads, "worker threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads,
+                 "worker threads, on every rank of a mesh (0: the cores this process may use, shared with the "
+                 "ranks on its host)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--kv_cache", kv_cache, "KV cache precision: bf16 (default) | f32 | q8 (8-bit, a scale per head row)")
       ->check(CLI::IsMember({"bf16", "f32", "q8"}));
   app.add_option("--optimizations", optimizations,
@@ -74,7 +77,11 @@ bool ModelOptions::settle_memory(const std::function<runtime::RunShape(const mod
   return !dry_run;
 }
 
-model::ModelRequest ModelOptions::request() const { return runtime::model_request(spec(std::nullopt)); }
+model::ModelRequest ModelOptions::request() const {
+  model::ModelRequest r = runtime::model_request(spec(std::nullopt));
+  r.threads = threads;  // a mesh's other ranks run as many as rank 0
+  return r;
+}
 
 ModelSpec ModelOptions::spec(const std::optional<std::string>& tokenizer) const {
   ModelSpec s;

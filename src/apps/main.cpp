@@ -10,6 +10,7 @@
 #include "apps/command.h"
 #include "core/error.h"
 #include "core/fault_signals.h"
+#include "core/parallel.h"
 #include "core/progress.h"
 #include "dist/process_mesh.h"
 #include "model/mesh_jobs.h"
@@ -58,6 +59,8 @@ int main(int argc, char** argv) {
   bool follower = false;
   try {
     follower = llama3::dist::in_mpi_job() && llama3::dist::world_rank() != 0;
+    // Ranks sharing a host share its cores (--threads on rank 0 overrides, for every rank).
+    if (llama3::dist::in_mpi_job()) llama3::set_thread_count(llama3::dist::default_threads_per_rank());
     if (follower) {
       const int code = llama3::model::follow_leader();
       llama3::dist::finish_job();

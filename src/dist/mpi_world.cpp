@@ -1,6 +1,10 @@
 #include "dist/mpi_world.h"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cstdlib>
+#include <vector>
 
 #include "core/error.h"
 
@@ -84,6 +88,27 @@ std::unique_ptr<Communicator> MpiWorld::tensor_group(MeshShape mesh, MpiLimits l
   }
 }
 
+int MpiWorld::ranks_sharing_my_cpus() {
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  if (sched_getaffinity(0, sizeof(mine), &mine) != 0) CPU_ZERO(&mine);
+  MPI_Comm host = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &host),
+            "MPI_Comm_split_type");
+  int n = 1;
+  std::vector<cpu_set_t> all;
+  int gathered = MPI_Comm_size(host, &n);
+  if (gathered == MPI_SUCCESS) {
+    all.resize(static_cast<size_t>(n));
+    gathered = MPI_Allgather(&mine, sizeof(mine), MPI_BYTE, all.data(), sizeof(mine), MPI_BYTE, host);
+  }
+  MPI_Comm_free(&host);
+  check_mpi(gathered, "MPI_Allgather of the ranks' CPU sets");
+  int same = 0;
+  for (const cpu_set_t& other : all) same += CPU_EQUAL(&other, &mine) ? 1 : 0;
+  return std::max(same, 1);
+}
+
 void MpiWorld::abort(int exit_code) {
   MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);  // MPI_Abort does not return; this is for the compiler and odd MPIs
@@ -99,6 +124,7 @@ MpiWorld::MpiWorld() { no_mpi(); }
 MpiWorld::~MpiWorld() = default;
 std::string MpiWorld::processor_name() const { no_mpi(); }
 std::unique_ptr<Communicator> MpiWorld::tensor_group(MeshShape, MpiLimits) { no_mpi(); }
+int MpiWorld::ranks_sharing_my_cpus() { no_mpi(); }
 void MpiWorld::abort(int exit_code) { std::_Exit(exit_code); }
 
 #endif

@@ -43,6 +43,11 @@ class MpiWorld {
   // The communicator may outlive this object; after MPI_Finalize it must not be used.
   std::unique_ptr<Communicator> tensor_group(MeshShape mesh, MpiLimits limits = {});
 
+  // How many ranks of the job run on this host with exactly this rank's set of CPUs (itself
+  // included): a collective call of every world rank. Ranks bound to one core each count 1;
+  // ranks left unbound (or bound to a whole socket together) count all of them.
+  int ranks_sharing_my_cpus();
+
   // Ends every rank of the job with `exit_code` (MPI_Abort on MPI_COMM_WORLD): how one rank's
   // fatal error stops the others, which may be blocked in a collective waiting for it.
   [[noreturn]] void abort(int exit_code);

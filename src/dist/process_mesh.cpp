@@ -1,5 +1,8 @@
 #include "dist/process_mesh.h"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -68,6 +71,16 @@ Communicator& tensor_group(MeshShape mesh) {
   auto& group = s.groups[mesh.name()];
   if (!group) group = mpi(s).tensor_group(mesh);
   return *group;
+}
+
+int default_threads_per_rank() {
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  const int cpus = sched_getaffinity(0, sizeof(mine), &mine) == 0 ? std::max(CPU_COUNT(&mine), 1) : 1;
+  if (!in_mpi_job()) return cpus;
+  ProcessMesh& s = state();
+  const std::lock_guard lock(s.mu);
+  return std::max(1, cpus / mpi(s).ranks_sharing_my_cpus());
 }
 
 void abort_job(int exit_code) {

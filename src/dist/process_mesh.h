@@ -19,6 +19,12 @@ Communicator& world();
 // (with the mpirun -np the mesh needs) when the world does not fit the mesh.
 Communicator& tensor_group(MeshShape mesh);
 
+// The worker threads this rank should run by default: the CPUs it may run on, shared with the
+// other ranks on its host that may run on the same ones (mpirun --bind-to none, or several
+// ranks bound to one socket), so ranks on one machine do not oversubscribe its cores. A
+// collective call of every rank in an MPI job; outside one, the CPUs this process may run on.
+int default_threads_per_rank();
+
 // Ends every rank of the job with `exit_code` (MPI_Abort): a fatal error on one rank must not
 // leave the others waiting in a collective. Outside an MPI job, std::exit.
 [[noreturn]] void abort_job(int exit_code);

@@ -8,10 +8,10 @@ namespace llama3::model {
 namespace {
 
 // Header: a magic word (a follower reading garbage fails loudly, not silently), the item count
-// (-1: stop), the payload's token and block-table lengths, and the cache's id, blocks, block
-// size and dtype.
+// (-1: stop), the payload's token and block-table lengths, the cache's id, blocks, block size
+// and dtype, and the logit candidates rank 0 asks for.
 constexpr int64_t kMagic = 0x4c33'6d65'7368;  // "L3mesh"
-using Header = std::array<int64_t, 8>;
+using Header = std::array<int64_t, 9>;
 // Per item in the payload: tokens, start_pos, rope_offset, all_logits, block table length.
 constexpr int64_t kItemFields = 5;
 
@@ -24,7 +24,8 @@ void broadcast_vector(dist::Communicator& group, std::vector<T>& v) {
 
 }  // namespace
 
-void broadcast_batch(dist::Communicator& group, const CacheShape& cache, std::span<const BatchItem> batch) {
+void broadcast_batch(dist::Communicator& group, const CacheShape& cache, std::span<const BatchItem> batch,
+                     int64_t logit_candidates) {
   std::vector<int64_t> fields;
   std::vector<int32_t> tokens, tables;
   fields.reserve(batch.size() * kItemFields);
@@ -36,7 +37,7 @@ void broadcast_batch(dist::Communicator& group, const CacheShape& cache, std::sp
   }
   Header h{kMagic,         static_cast<int64_t>(batch.size()), static_cast<int64_t>(tokens.size()),
            static_cast<int64_t>(tables.size()), cache.id, cache.num_blocks, cache.block_size,
-           static_cast<int64_t>(cache.dtype)};
+           static_cast<int64_t>(cache.dtype), logit_candidates};
   broadcast_header(group, h);
   broadcast_vector(group, fields);
   broadcast_vector(group, tokens);
@@ -44,7 +45,7 @@ void broadcast_batch(dist::Communicator& group, const CacheShape& cache, std::sp
 }
 
 void broadcast_stop(dist::Communicator& group) {
-  Header h{kMagic, -1, 0, 0, 0, 0, 0, 0};
+  Header h{kMagic, -1, 0, 0, 0, 0, 0, 0, 0};
   broadcast_header(group, h);
 }
 
@@ -55,9 +56,10 @@ bool receive_batch(dist::Communicator& group, ReceivedBatch& out) {
   if (h[1] < 0) return false;
   // The leader built these from a batch it could run; a follower trusts the sizes only as far
   // as they are consistent with each other.
-  check(h[1] > 0 && h[2] >= h[1] && h[3] >= 0 && h[5] > 0 && h[6] > 0 && h[7] >= 0 && h[7] <= 2,
+  check(h[1] > 0 && h[2] >= h[1] && h[3] >= 0 && h[5] > 0 && h[6] > 0 && h[7] >= 0 && h[7] <= 2 && h[8] >= 0,
         "mesh: inconsistent batch header ({} items, {} tokens)", h[1], h[2]);
   out.cache = {h[4], h[5], h[6], static_cast<kernels::KvDType>(h[7])};
+  out.logit_candidates = h[8];
   std::vector<int64_t> fields(static_cast<size_t>(h[1] * kItemFields));
   out.tokens.resize(static_cast<size_t>(h[2]));
   out.block_tables.resize(static_cast<size_t>(h[3]));

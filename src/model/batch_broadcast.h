@@ -28,10 +28,12 @@ struct ReceivedBatch {
   CacheShape cache;
   std::vector<BatchItem> items;
   std::vector<int32_t> tokens, block_tables;
+  int64_t logit_candidates = 0;  // LlamaModel::set_logit_candidates of the leader's pass
 };
 
 // Leader side (rank 0 of `group`).
-void broadcast_batch(dist::Communicator& group, const CacheShape& cache, std::span<const BatchItem> batch);
+void broadcast_batch(dist::Communicator& group, const CacheShape& cache, std::span<const BatchItem> batch,
+                     int64_t logit_candidates = 0);
 void broadcast_stop(dist::Communicator& group);
 
 // Follower side: the next batch into `out`; false when the leader sent stop.

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <memory>
+#include <numeric>
 #include <utility>
 
 #include "core/dtype.h"
@@ -24,7 +26,8 @@ using kernels::WeightFormat;
 
 namespace {
 
-void ensure(std::vector<float>& v, int64_t n) {
+template <typename T>
+void ensure(std::vector<T>& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
 }
 
@@ -81,6 +84,7 @@ void LlamaModel::follow() {
                                                                  batch.cache.block_size, batch.cache.dtype));
       it = caches.end() - 1;
     }
+    logit_candidates_ = batch.logit_candidates;
     forward(batch.items, *it->second, logits);
   }
 }
@@ -130,7 +134,7 @@ void LlamaModel::forward(std::span<const BatchItem> batch, KvCache& cache, std::
     const CacheShape shape{static_cast<int64_t>(reinterpret_cast<uintptr_t>(&cache)), cache.num_blocks(),
                            cache.block_size(), cache.dtype()};
     const Timer timer;
-    broadcast_batch(*group_, shape, batch);
+    broadcast_batch(*group_, shape, batch, logit_candidates_);
     stats_.seconds += timer.seconds();
     ++stats_.broadcasts;
   }
@@ -207,25 +211,27 @@ void LlamaModel::gather_logits(int64_t rows, std::vector<float>& logits) {
     project(s_.xn.data(), rows, {{&weights_.output, logits.data()}});
     return;
   }
+  const ShardPlan& p = shard();
+  ensure(s_.local_logits, rows * p.vocab.size);
+  project(s_.xn.data(), rows, {{&weights_.output, s_.local_logits.data()}});
+  // The last rank's slice is the smallest: candidates beyond it would be a whole slice anyway.
+  const int64_t smallest_slice = vocab - (p.ranks - 1) * p.vocab_stride;
+  if (p.ranks > 1 && logit_candidates_ > 0 && logit_candidates_ < smallest_slice) {
+    gather_candidates(rows, logits);
+    return;
+  }
   // Each rank's rows of its vocabulary slice, padded to the largest slice so the pieces are the
   // same size, gathered in rank order, then laid out as [rows][vocab].
-  const ShardPlan& p = shard();
   const int64_t stride = p.vocab_stride;
-  ensure(s_.local_logits, rows * p.vocab.size);
   ensure(s_.padded_logits, rows * stride);
   ensure(s_.gathered, rows * stride * p.ranks);
-  project(s_.xn.data(), rows, {{&weights_.output, s_.local_logits.data()}});
   for (int64_t r = 0; r < rows; ++r) {
     float* padded = s_.padded_logits.data() + r * stride;
     std::copy_n(s_.local_logits.data() + r * p.vocab.size, p.vocab.size, padded);
     std::fill(padded + p.vocab.size, padded + stride, 0.0f);
   }
   const auto piece = std::as_bytes(std::span(s_.padded_logits.data(), static_cast<size_t>(rows * stride)));
-  const Timer timer;
-  group_->all_gather(piece, std::as_writable_bytes(std::span(s_.gathered.data(), piece.size() / 4 * p.ranks)));
-  stats_.seconds += timer.seconds();
-  ++stats_.gathers;
-  stats_.gather_bytes += static_cast<int64_t>(piece.size());
+  all_gather(piece, std::as_writable_bytes(std::span(s_.gathered.data(), piece.size() / 4 * p.ranks)));
   for (int rank = 0; rank < p.ranks; ++rank) {
     const int64_t v0 = rank * stride;
     const int64_t n = std::min(vocab, v0 + stride) - v0;
@@ -233,6 +239,47 @@ void LlamaModel::gather_logits(int64_t rows, std::vector<float>& logits) {
       std::copy_n(s_.gathered.data() + (rank * rows + r) * stride, n, logits.data() + r * vocab + v0);
     }
   }
+}
+
+void LlamaModel::gather_candidates(int64_t rows, std::vector<float>& logits) {
+  const ShardPlan& p = shard();
+  const int64_t vocab = config_.vocab_size;
+  const auto k = static_cast<size_t>(logit_candidates_);
+  // Each row's k largest of this rank's slice, larger first and the lower id first among equals
+  // (the sampler's order, so the whole row's top k is among the ranks' candidates whatever the
+  // ties); NaN counts as the largest, so a NaN still reaches the sampler, which refuses it.
+  ensure(s_.candidates, rows * static_cast<int64_t>(k));
+  ensure(s_.gathered_candidates, rows * static_cast<int64_t>(k) * p.ranks);
+  std::vector<int32_t> order(static_cast<size_t>(p.vocab.size));
+  auto key = [](float v) { return std::isnan(v) ? std::numeric_limits<float>::infinity() : v; };
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = s_.local_logits.data() + r * p.vocab.size;
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + static_cast<ptrdiff_t>(k), order.end(), [&](int32_t a, int32_t b) {
+      return key(row[a]) > key(row[b]) || (key(row[a]) == key(row[b]) && a < b);
+    });
+    for (size_t i = 0; i < k; ++i) {
+      s_.candidates[static_cast<size_t>(r) * k + i] = {row[order[i]], static_cast<int32_t>(p.vocab.begin + order[i])};
+    }
+  }
+  const auto piece = std::as_bytes(std::span(s_.candidates.data(), static_cast<size_t>(rows) * k));
+  all_gather(piece, std::as_writable_bytes(std::span(s_.gathered_candidates.data(), static_cast<size_t>(rows) * k *
+                                                                                       static_cast<size_t>(p.ranks))));
+  std::fill(logits.begin(), logits.end(), -std::numeric_limits<float>::infinity());
+  for (int rank = 0; rank < p.ranks; ++rank) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const Scratch::Candidate* c = s_.gathered_candidates.data() + (static_cast<size_t>(rank * rows + r)) * k;
+      for (size_t i = 0; i < k; ++i) logits[static_cast<size_t>(r * vocab + c[i].id)] = c[i].logit;
+    }
+  }
+}
+
+void LlamaModel::all_gather(std::span<const std::byte> mine, std::span<std::byte> all) {
+  const Timer timer;
+  group_->all_gather(mine, all);
+  stats_.seconds += timer.seconds();
+  ++stats_.gathers;
+  stats_.gather_bytes += static_cast<int64_t>(mine.size());
 }
 
 void LlamaModel::project(const float* x, int64_t rows, std::initializer_list<Product> products) {

@@ -3,6 +3,7 @@
 // item brings new tokens of one sequence, their start position and the sequence's block table;
 // decode is the case of one token per item. All items go through each weight matrix together,
 // so a decode step reads every weight once for the whole batch.
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <span>
@@ -75,6 +76,15 @@ class LlamaModel {
   void follow();
   void release_followers();
 
+  // What rank 0 of a mesh needs of each logits row from now on: its `k` largest logits (the
+  // sampler's top_k; 1 for argmax), or the whole row (0, the default). With k > 0 each rank
+  // sends its vocabulary slice's k largest (value and id) instead of the slice, and the rows
+  // come back holding those candidates and -inf elsewhere: sampling with top_k <= k picks the
+  // same token as from the whole row. Rank 0 sends it to the followers with each pass; one rank
+  // always returns whole rows.
+  void set_logit_candidates(int64_t k) { logit_candidates_ = std::max<int64_t>(k, 0); }
+  int64_t logit_candidates() const { return logit_candidates_; }
+
   const CollectiveStats& collective_stats() const { return stats_; }
   void reset_collective_stats() { stats_ = {}; }
   int mesh_ranks() const { return shard_.ranks; }
@@ -85,6 +95,8 @@ class LlamaModel {
   void add_residual(int64_t n);  // x += out over the first n values, out summed over the group first
   void embed(std::span<const BatchItem> batch);
   void gather_logits(int64_t rows, std::vector<float>& logits);
+  void gather_candidates(int64_t rows, std::vector<float>& logits);
+  void all_gather(std::span<const std::byte> mine, std::span<std::byte> all);  // group_'s, timed
   // y = W x for each product, for the `rows` rows of x ([rows][W.cols], all W of one width).
   struct Product {
     const Matrix* w;
@@ -96,6 +108,7 @@ class LlamaModel {
   ModelWeights weights_;
   dist::Communicator* group_;  // null for a whole model
   bool leads_followers_ = false;
+  int64_t logit_candidates_ = 0;
   ShardPlan shard_;  // the slices the weights hold, from their rank and rank count
   CollectiveStats stats_;
   void all_reduce(float* data, int64_t n);  // group_'s, timed
@@ -107,6 +120,11 @@ class LlamaModel {
     std::vector<float> x, xn, q, k, v, attn, out, h1, h3, cos, sin;
     // Mesh only: logits of the rank's vocabulary slice, padded to the largest slice, all ranks'.
     std::vector<float> local_logits, padded_logits, gathered;
+    struct Candidate {
+      float logit;
+      int32_t id;
+    };
+    std::vector<Candidate> candidates, gathered_candidates;  // [rows][k] of this rank, of all ranks
     std::vector<int64_t> pos;        // position of each token
     std::vector<int32_t> item_of;    // batch item of each token
   } s_;

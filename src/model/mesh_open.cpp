@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "dist/process_mesh.h"
 #include "model/checkpoint_identity.h"
 #include "model/mesh_jobs.h"
@@ -84,7 +85,8 @@ std::string request_to_json(const ModelRequest& r) {
               {"precision", optional_json(r.precision)},
               {"kv_cache", optional_json(r.kv_cache)},
               {"weight_cache", r.weight_cache},
-              {"mesh", r.mesh}}
+              {"mesh", r.mesh},
+              {"threads", r.threads}}
       .dump();
 }
 
@@ -102,6 +104,7 @@ ModelRequest request_from_json(const std::string& text) {
     r.kv_cache = optional_from<std::string>(j, "kv_cache");
     r.weight_cache = j.at("weight_cache").get<bool>();
     r.mesh = j.at("mesh").get<std::string>();
+    r.threads = j.value("threads", 0);
     return r;
   } catch (const json::exception& e) {
     throw Error(fmt::format("mesh: a model request that does not parse: {}", e.what()));
@@ -149,6 +152,7 @@ int follow_leader() {
       check_same_checkpoint(json::parse(job->request_json), request);
     });
     agree_opened(world, taken);  // throws on every rank when one cannot take the job
+    if (request.threads > 0) set_thread_count(request.threads);
     dist::Communicator& group = dist::tensor_group(dist::parse_mesh(request.mesh));
     std::optional<OpenedModel> opened;
     agree_opened(world, open_error([&] { opened = open_share(request, group); }));

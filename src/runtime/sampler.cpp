@@ -378,6 +378,10 @@ size_t Sampler::select_top_k(std::span<const float> logits) {
     }
   });
   if (candidates_.size() > k) keep_best_k();
+  // In rank order: nth_element leaves the kept k in an order that depends on the rest of the
+  // row, and the draw scans them in order. Sorted, the token drawn depends only on the top k,
+  // so a row holding just those (a mesh's gathered candidates) draws the same token.
+  std::sort(candidates_.begin(), candidates_.end(), ranks_above);
   float max_logit = -kInf;
   for (const auto& c : candidates_) max_logit = std::max(max_logit, c.logit);
   check(max_logit > -kInf, "sampler: every logit is -inf");

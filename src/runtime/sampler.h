@@ -71,6 +71,11 @@ class Sampler {
 
   const SamplingParams& params() const { return params_; }
 
+  // How many of a row's largest logits sample() looks at: 1 for argmax, top_k, or 0 for the
+  // whole row (no top_k). A row holding only those (the rest -inf, as a mesh gathers them:
+  // LlamaModel::set_logit_candidates) gives the same token and distribution as the whole row.
+  int64_t candidates_needed() const { return greedy_ ? 1 : params_.top_k; }
+
  private:
   struct Candidate {
     float logit;

@@ -276,6 +276,7 @@ bool Scheduler::run_step() {
                      s.cached, s.blocks, false, opt_.position_offset});
   }
   record.kv_blocks_used = pool_.used_blocks();  // the step's peak: finishing requests release theirs below
+  model_.set_logit_candidates(logit_candidates(planned, counts));
   try {
     model_.forward(items, cache_, logits_);
   } catch (const std::exception& e) {
@@ -300,6 +301,19 @@ bool Scheduler::run_step() {
     call_quietly(observer_, record);
   }
   return true;
+}
+
+int64_t Scheduler::logit_candidates(const std::vector<Sequence*>& planned, const std::vector<int64_t>& counts) const {
+  if (opt_.check_finite) return 0;  // every value is checked
+  int64_t k = 0;
+  for (size_t i = 0; i < planned.size(); ++i) {
+    const Sequence& s = *planned[i];
+    if (s.cached + counts[i] != static_cast<int64_t>(s.tokens.size())) continue;  // no token this step
+    const int64_t needed = s.sampler->candidates_needed();
+    if (needed == 0 || s.req.top_logprobs >= 0) return 0;  // the whole row: no top_k, or log-softmax
+    k = std::max(k, needed);
+  }
+  return k;
 }
 
 void Scheduler::accept_token(Sequence& s, std::span<const float> logits) {

@@ -143,6 +143,8 @@ class Scheduler {
   bool reserve_blocks(std::vector<Sequence*>& planned, std::vector<int64_t>& counts);
   void preempt(Sequence& seq);
   void accept_token(Sequence& seq, std::span<const float> logits);
+  // The logit candidates this step's sampling needs (LlamaModel::set_logit_candidates).
+  int64_t logit_candidates(const std::vector<Sequence*>& planned, const std::vector<int64_t>& counts) const;
   void finish(Sequence& seq, StopReason reason, const std::string& error = {});
   void remove_finished();
 

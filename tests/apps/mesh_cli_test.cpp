@@ -2,6 +2,7 @@
 // of the model, and the output is the one-rank output. Failures end every rank with a message.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <filesystem>
 #include <fstream>
@@ -102,6 +103,20 @@ TEST(MeshCli, BenchCountsTheCollectivesOfADecodeStep) {
     EXPECT_GT(step["communication_ms_per_step"].get<double>(), 0.0);
     EXPECT_LT(step["communication_ms_per_step"].get<double>(), step["ms_per_step"].get<double>());
   }
+  // Gathering 32 candidates per row (top-k sampling) instead of the rows: 32 x 8 bytes per row.
+  const CommandResult k = run_command(
+      mpirun("-np 2") + cli() +
+      " bench --weights random --layers 1 --optimizations bf16 --weight_cache off --mesh 2x1 --logit_candidates 32 "
+      "--prefill 0 --decode 0 --batch_sizes 4 --steps 1 --reps 1 --context 8 --json " +
+      (dir / "k.json").string());
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  const nlohmann::json jk = nlohmann::json::parse(read_text(dir / "k.json"));
+  EXPECT_EQ(jk["mesh"]["steps"][0]["gathered_bytes_per_step"], 4 * 32 * 8);
+  // Without --threads each of the 2 unbound ranks on this host takes its share of the CPUs.
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(cpus), &cpus), 0);
+  EXPECT_EQ(jk["threads"], std::max(1, CPU_COUNT(&cpus) / 2));
 }
 
 // One machine's share of a cluster's work, timed alone: `bench --shard R/T` builds rank R's

@@ -1,5 +1,6 @@
 // MpiWorld::tensor_group: groups of consecutive world ranks, collectives inside one group only.
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <vector>
 
@@ -52,6 +53,26 @@ TEST(MpiTensorGroup, AMeshThatDoesNotFitTheWorldIsRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(fmt::format("mpirun -np {}", n + 1)), std::string::npos) << e.what();
   }
+}
+
+// Ranks on one host split its CPUs: the test's ranks all run unbound on this machine
+// (--bind-to none), so each may use every CPU and shares them with every other rank.
+TEST(MpiTensorGroup, RanksOnOneHostShareItsCpus) {
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(mine), &mine), 0);
+  EXPECT_EQ(mpi_world().ranks_sharing_my_cpus(), mpi_world().size());
+  // What a rank bound to its own core would count: itself only.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(mpi_world().rank() % CPU_COUNT(&mine), &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  const int alone = mpi_world().ranks_sharing_my_cpus();
+  ASSERT_EQ(sched_setaffinity(0, sizeof(mine), &mine), 0);
+  // Ranks bound to the same core count each other: with more ranks than CPUs some share.
+  const int cpus = CPU_COUNT(&mine);
+  const int same_core = (mpi_world().size() - 1 - mpi_world().rank() % cpus) / cpus + 1;
+  EXPECT_EQ(alone, same_core);
 }
 
 }  // namespace

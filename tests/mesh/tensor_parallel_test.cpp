@@ -15,6 +15,7 @@
 #include "model/random_weights.h"
 #include "model/shard_plan.h"
 #include "mpi_test_world.h"
+#include "runtime/sampler.h"
 
 namespace llama3::model {
 namespace {
@@ -138,6 +139,64 @@ TEST(TensorParallelServing, FollowersComputeWhatTheLeaderAsks) {
     shard.follow();
   }
   group.barrier(std::chrono::seconds(30));
+}
+
+// Sampling needs each row's top k only: with set_logit_candidates(k) every rank sends its
+// vocabulary slice's k largest logits (value and id) instead of the slice, rank 0's rows hold
+// them and -inf elsewhere, and a sampler with top_k <= k picks the same tokens as from the
+// whole rows, greedy, top-k and nucleus alike.
+TEST(TensorParallelServing, TopKCandidatesSampleAsTheWholeRows) {
+  const ModelConfig c = testing::mesh_config(true, true);
+  dist::Communicator& group = testing::world_group();
+  const ShardPlan plan = shard_plan(c, group.rank(), group.size());
+  LlamaModel shard(c, random_weights(c, 3, precision_mode("performance"), plan), &group);
+  const Trace whole = run(shard, shard_kv_config(c, plan));
+  constexpr int64_t k = 4;
+  shard.set_logit_candidates(k);
+  shard.reset_collective_stats();
+  const Trace candidates = run(shard, shard_kv_config(c, plan));
+  ASSERT_EQ(candidates.logits.size(), whole.logits.size());
+  EXPECT_EQ(candidates.generated, whole.generated);
+  const int64_t v = c.vocab_size;
+  const int64_t rows = static_cast<int64_t>(whole.logits.size()) / v;
+  if (group.size() == 1) {
+    EXPECT_EQ(candidates.logits, whole.logits) << "one rank returns whole rows";
+    return;
+  }
+  // Each pass gathers rows x k (value, id) pairs per rank: 14 rows of the prefill, then 2 per step.
+  EXPECT_EQ(shard.collective_stats().gather_bytes, rows * k * 8);
+  const std::vector<runtime::SamplingParams> params = {
+      {0.0f, 1.0f, 0, 1}, {0.9f, 0.95f, static_cast<int>(k), 2}, {1.3f, 1.0f, 3, 3}, {0.7f, 0.5f, 2, 4}};
+  int64_t picked_differently = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::span<const float> full(whole.logits.data() + r * v, static_cast<size_t>(v));
+    const std::span<const float> cand(candidates.logits.data() + r * v, static_cast<size_t>(v));
+    int64_t kept = 0;
+    for (int64_t i = 0; i < v; ++i) {
+      if (std::isinf(cand[static_cast<size_t>(i)]) && cand[static_cast<size_t>(i)] < 0) continue;
+      ++kept;
+      ASSERT_EQ(cand[static_cast<size_t>(i)], full[static_cast<size_t>(i)]) << "row " << r << " id " << i;
+    }
+    EXPECT_EQ(kept, k * group.size()) << "row " << r;
+    for (const runtime::SamplingParams& p : params) {
+      for (uint64_t user = 0; user < 8; ++user) {
+        runtime::Sampler a(p, user), b(p, user);
+        picked_differently += a.sample(full) != b.sample(cand);
+      }
+    }
+  }
+  EXPECT_EQ(picked_differently, 0);
+  // The control: a sampler that looks beyond the candidates (no top_k) can pick differently.
+  runtime::Sampler wide({1.5f, 1.0f, 0, 9}, 0);
+  int64_t outside = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::span<const float> full(whole.logits.data() + r * v, static_cast<size_t>(v));
+    for (int i = 0; i < 20; ++i) {
+      const int32_t t = wide.sample(full);
+      outside += std::isinf(candidates.logits[static_cast<size_t>(r * v + t)]);
+    }
+  }
+  EXPECT_GT(outside, 0) << "the candidates must be a real cut of the rows for this test to mean anything";
 }
 
 }  // namespace

@@ -432,5 +432,32 @@ TEST_F(SchedulerTest, LogprobsAreTheLogSoftmaxOfTheRawLogits) {
   }
 }
 
+// What each step asks the model for (on a mesh, the logit candidates each rank sends): the
+// largest top_k of the requests that sample, 1 for argmax alone, and whole rows as soon as one
+// request samples without top_k or wants log-probabilities, or rows are checked for NaN/Inf.
+TEST_F(SchedulerTest, EachStepAsksForTheLogitCandidatesItsSamplingNeeds) {
+  auto candidates_of = [&](std::vector<std::pair<SamplingParams, int>> requests, bool check_finite) {
+    SchedulerOptions o = options();
+    o.check_finite = check_finite;
+    Scheduler s(model_, o, nullptr);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      ScheduledRequest r = request(i, prompt(6, static_cast<uint32_t>(i)), 2);
+      r.sampling = requests[i].first;
+      r.top_logprobs = requests[i].second;
+      s.add(std::move(r));
+    }
+    s.step();
+    return model_.logit_candidates();
+  };
+  const SamplingParams greedy{0.0f, 1.0f, 0, 1}, top5{0.8f, 0.9f, 5, 1}, top40{1.0f, 1.0f, 40, 1},
+      all{0.8f, 0.9f, 0, 1};
+  EXPECT_EQ(candidates_of({{greedy, -1}}, false), 1);
+  EXPECT_EQ(candidates_of({{greedy, -1}, {top5, -1}}, false), 5);
+  EXPECT_EQ(candidates_of({{top40, -1}, {top5, -1}}, false), 40);
+  EXPECT_EQ(candidates_of({{top5, -1}, {all, -1}}, false), 0);
+  EXPECT_EQ(candidates_of({{top5, 2}}, false), 0);
+  EXPECT_EQ(candidates_of({{greedy, -1}}, true), 0);
+}
+
 }  // namespace
 }  // namespace llama3::runtime
