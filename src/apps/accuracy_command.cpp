@@ -115,7 +115,7 @@ int run_accuracy(const AccuracyOptions& o) {
     runtime::RunShape shape;
     shape.step_tokens = std::min<int64_t>(o.tokens, kChunk);
     shape.logit_rows = shape.step_tokens;
-    shape.kv_bytes = 2 * model::KvCache::bytes_for(plan.config, (o.tokens + o.decode_steps) / 32 + 1, 32,
+    shape.kv_bytes = 2 * model::KvCache::bytes_for(plan.kv_config, (o.tokens + o.decode_steps) / 32 + 1, 32,
                                                    kernels::KvDType::F32);
     shape.kept_bytes = static_cast<size_t>(o.tokens * plan.config.vocab_size) * sizeof(float);
     shape.kept_what = "reference log-probabilities";

@@ -143,7 +143,7 @@ int run_bench(const BenchOptions& o) {
     shape.step_tokens = std::max<int64_t>(o.prefill, max_batch);
     shape.logit_rows = max_batch;
     const int64_t positions = std::max(max_batch * (o.context + o.steps + 1), o.prefill);
-    shape.kv_bytes = model::KvCache::bytes_for(plan.config, positions / 32 + max_batch, 32, plan.precision.kv_cache);
+    shape.kv_bytes = model::KvCache::bytes_for(plan.kv_config, positions / 32 + max_batch, 32, plan.precision.kv_cache);
     return shape;
   });
   if (!go_on) return 0;

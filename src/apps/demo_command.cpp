@@ -59,7 +59,7 @@ int run_demo(const DemoOptions& o) {
   kv.kv_memory_gib = o.kv_memory;
   kv.weight_bytes = plan.weight_bytes;
   kv.available_bytes = runtime::detect_memory_limit(o.model.memory_limit).bytes;
-  const runtime::KvPoolPlan pool = runtime::plan_kv_pool(plan.config, kv);
+  const runtime::KvPoolPlan pool = runtime::plan_kv_pool(plan.kv_config, kv);
   if (o.paged_attention) {
     fmt::print("KV cache: {} blocks of {} positions, {:.3f} GiB of {} ({}); one user at --max_seq_len {} takes "
                "{:.3f} GiB\n",

@@ -60,7 +60,7 @@ int run_generate(const GenerateOptions& o) {
     shape.step_tokens = std::min(n_prompt, o.prefill_chunk);
     shape.logit_rows = o.logits_all ? shape.step_tokens : 1;
     const int64_t blocks = (n_prompt + o.max_generated_tokens + kBlock - 1) / kBlock;
-    shape.kv_bytes = model::KvCache::bytes_for(plan.config, blocks, kBlock, plan.precision.kv_cache);
+    shape.kv_bytes = model::KvCache::bytes_for(plan.kv_config, blocks, kBlock, plan.precision.kv_cache);
     if (o.logits_all) {
       shape.kept_bytes = static_cast<size_t>(n_prompt * plan.config.vocab_size) * sizeof(float);
       shape.kept_what = "logits of every prompt position (--logits_all)";

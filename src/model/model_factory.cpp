@@ -80,12 +80,15 @@ size_t matrix_bytes(const MatrixPrecision& p, int64_t rows, int64_t cols) {
 }  // namespace
 
 size_t estimated_weight_bytes(const ModelConfig& c, const PrecisionMap& p) {
-  const int64_t q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
+  return estimated_weight_bytes(c, p, shard_plan(c, 0, 1));
+}
+
+size_t estimated_weight_bytes(const ModelConfig& c, const PrecisionMap& p, const ShardPlan& s) {
+  const int64_t q = s.q_heads.size * c.head_dim, kv = s.kv_heads.size * c.head_dim, f = s.ffn.size;
   const size_t layer = matrix_bytes(p.wqkv, q, c.dim) + 2 * matrix_bytes(p.wqkv, kv, c.dim) +
-                       matrix_bytes(p.wo, c.dim, q) + 2 * matrix_bytes(p.ff1_3, c.ffn_dim, c.dim) +
-                       matrix_bytes(p.ff2, c.dim, c.ffn_dim);
-  const size_t head = matrix_bytes(p.lm_head, c.vocab_size, c.dim);
-  const size_t embedding = c.tied_embeddings ? 0 : static_cast<size_t>(c.vocab_size * c.dim) * 2;
+                       matrix_bytes(p.wo, c.dim, q) + 2 * matrix_bytes(p.ff1_3, f, c.dim) + matrix_bytes(p.ff2, c.dim, f);
+  const size_t head = matrix_bytes(p.lm_head, s.vocab.size, c.dim);
+  const size_t embedding = c.tied_embeddings ? 0 : static_cast<size_t>(s.vocab.size * c.dim) * 2;
   return static_cast<size_t>(c.n_layers) * layer + head + embedding;
 }
 
@@ -104,7 +107,10 @@ ModelPlan plan_model(const ModelRequest& request) {
   plan.precision = requested_precision(request, gguf);
   plan.config = plan.dir ? checkpoint_config(*plan.dir) : preset(request.preset);
   if (request.layers) truncate_layers(plan.config, *request.layers);
-  plan.weight_bytes = estimated_weight_bytes(plan.config, plan.precision);
+  // Throws here, before anything loads, when the model does not split over the mesh.
+  plan.share = shard_plan(plan.config, 0, dist::parse_mesh(request.mesh).tensor);
+  plan.kv_config = shard_kv_config(plan.config, plan.share);
+  plan.weight_bytes = estimated_weight_bytes(plan.config, plan.precision, plan.share);
   return plan;
 }
 

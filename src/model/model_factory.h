@@ -48,11 +48,15 @@ OpenedModel open_model(const ModelRequest& request);
 // or the preset): the source, its shape with --layers applied, the precision, and an estimate
 // of the weights' memory (from the shapes and formats; "native" matrices counted as bf16).
 // Lets a command size its buffers, or refuse, before spending the time to load.
+// On a mesh the figures are rank 0's share: each rank holds its slices (shard_plan.h), so the
+// memory a rank needs is its share's, and its KV cache holds its own kv heads.
 struct ModelPlan {
   std::optional<std::filesystem::path> dir;
   ModelConfig config;
   PrecisionMap precision;
-  size_t weight_bytes = 0;
+  ShardPlan share;        // rank 0's slices of request.mesh (the whole model on one rank)
+  ModelConfig kv_config;  // the shape of a rank's KV cache (shard_kv_config)
+  size_t weight_bytes = 0;  // of the share
 };
 ModelPlan plan_model(const ModelRequest& request);
 
@@ -63,8 +67,9 @@ OpenedModel open_local(const ModelRequest& request, const ModelPlan& plan, Share
                        dist::Communicator* group = nullptr);
 
 // The weights' memory for a shape in a precision (from the shapes and formats; "native"
-// matrices counted as bf16).
+// matrices counted as bf16): of the whole model, or of one rank's share.
 size_t estimated_weight_bytes(const ModelConfig& config, const PrecisionMap& precision);
+size_t estimated_weight_bytes(const ModelConfig& config, const PrecisionMap& precision, const ShardPlan& share);
 
 // The precision a request asks for, given the source's format (for the default mode).
 PrecisionMap requested_precision(const ModelRequest& request, bool gguf_source);

@@ -37,9 +37,9 @@ EnginePlan plan_engine(const EngineOptions& options) {
   if (options.kv_blocks) {
     plan.pool = KvPoolPlan{options.block_size, *options.kv_blocks, 0, 0, "given"};
     plan.pool.bytes = static_cast<size_t>(*options.kv_blocks) *
-                      model::KvCache::bytes_for(c, 1, options.block_size, kv.dtype);
+                      model::KvCache::bytes_for(plan.model.kv_config, 1, options.block_size, kv.dtype);
   } else {
-    plan.pool = plan_kv_pool(c, kv);
+    plan.pool = plan_kv_pool(plan.model.kv_config, kv);
   }
   check(plan.pool.num_blocks >= 1, "the KV pool needs at least one block");
 

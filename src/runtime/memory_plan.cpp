@@ -107,8 +107,11 @@ MemoryPlan plan_memory(const model::ModelRequest& request, const model::ModelPla
                        const MemoryLimit& limit) {
   const model::ModelConfig& c = model.config;
   MemoryPlan plan;
-  plan.model = fmt::format("{}, {} layers, {} mode{}", c.name, c.n_layers, model.precision.mode,
-                           model.dir ? ", " + model.dir->string() : std::string(", random weights"));
+  plan.model = fmt::format("{}, {} layers, {} mode{}{}", c.name, c.n_layers, model.precision.mode,
+                           model.dir ? ", " + model.dir->string() : std::string(", random weights"),
+                           model.share.whole() ? std::string()
+                                               : fmt::format(", rank 0's share of mesh {} (each rank holds 1/{})",
+                                                             request.mesh, model.share.ranks));
   plan.limit = limit;
   const size_t activations = model::LlamaModel::activation_bytes(c, shape.step_tokens, shape.logit_rows);
   plan.items = {
@@ -129,7 +132,7 @@ MemoryPlan plan_memory(const model::ModelRequest& request, const model::ModelPla
   {
     model::ModelConfig none = c;
     none.n_layers = 0;
-    const size_t fixed = rest + model::estimated_weight_bytes(none, model.precision);
+    const size_t fixed = rest + model::estimated_weight_bytes(none, model.precision, model.share);
     const double per_layer =
         static_cast<double>(model.weight_bytes - (fixed - rest) + shape.kv_bytes) / static_cast<double>(c.n_layers);
     if (fixed < limit.bytes && per_layer > 0) {
@@ -140,9 +143,29 @@ MemoryPlan plan_memory(const model::ModelRequest& request, const model::ModelPla
   // A lighter mode (the weights are most of a big model's memory).
   for (const char* mode : {"accuracy", "performance"}) {
     if (request.precision || model.precision.mode == mode) continue;
-    const size_t w = model::estimated_weight_bytes(c, model::make_precision(mode));
+    const size_t w = model::estimated_weight_bytes(c, model::make_precision(mode), model.share);
     if (w < model.weight_bytes && total - model.weight_bytes + w <= limit.bytes) {
       plan.would_fit.push_back(fmt::format("--optimizations {} ({:.2f} GiB of weights)", mode, gib(w)));
+    }
+  }
+  // A mesh: each rank holds its share of the weights and of the KV cache's heads.
+  for (int ranks : {2, 4, 8, 16, 32}) {
+    if (ranks <= model.share.ranks) continue;
+    model::ShardPlan share;
+    try {
+      share = model::shard_plan(c, 0, ranks);
+    } catch (const Error&) {
+      continue;  // the model does not split over this many ranks
+    }
+    const size_t w = model::estimated_weight_bytes(c, model.precision, share);
+    const size_t kv = static_cast<size_t>(static_cast<double>(shape.kv_bytes) *
+                                          static_cast<double>(share.kv_heads.size) /
+                                          static_cast<double>(model.kv_config.n_kv_heads));
+    if (total - model.weight_bytes - shape.kv_bytes + w + kv <= limit.bytes) {
+      plan.would_fit.push_back(fmt::format("a mesh of {} machines like this one (mpirun -np {} --hostfile H llama3 "
+                                           "... --mesh {}x1: {:.2f} GiB of weights each)",
+                                           ranks, ranks, ranks, gib(w)));
+      break;
     }
   }
   // A smaller KV pool.

@@ -9,6 +9,7 @@
 #include "model/precision.h"
 #include "model/random_weights.h"
 #include "runtime/rss.h"
+#include "mesh_model.h"
 #include "tiny_model.h"
 
 namespace llama3::runtime {
@@ -36,6 +37,20 @@ TEST(MemoryPlan, WeightEstimateIsWhatRandomWeightsAllocateInEveryMode) {
       const model::PrecisionMap p = model::make_precision(mode);
       const model::ModelWeights w = model::random_weights(c, 1, p);
       EXPECT_EQ(model::estimated_weight_bytes(c, p), matrix_bytes(w)) << mode << (tied ? " tied" : "");
+    }
+  }
+}
+
+// A rank of a mesh allocates its share: the estimate of a share is what that rank's random
+// weights allocate, for every rank of 2 and 8 (the last one's vocabulary slice is shorter).
+TEST(MemoryPlan, ShareEstimateIsWhatARanksWeightsAllocate) {
+  const model::ModelConfig c = testing::mesh_config(true, false);  // 8 heads on 2 kv heads, untied
+  const model::PrecisionMap p = model::make_precision("performance");
+  for (int ranks : {2, 8}) {
+    for (int rank = 0; rank < ranks; ++rank) {
+      const model::ShardPlan share = model::shard_plan(c, rank, ranks);
+      EXPECT_EQ(model::estimated_weight_bytes(c, p, share), matrix_bytes(model::random_weights(c, 1, p, share)))
+          << rank << " of " << ranks;
     }
   }
 }
@@ -118,6 +133,16 @@ TEST(MemoryPlan, SeventyBOnASmallMachineSuggestsTheLayersThatFit) {
   };
   EXPECT_TRUE(with_layers(layers).fits());
   EXPECT_FALSE(with_layers(layers + 1).fits());
+  // ... or a mesh of machines, each holding its share; and on that mesh, rank 0's plan is its share.
+  EXPECT_THAT(plan.would_fit, ::testing::Contains(HasSubstr("a mesh of 4 machines like this one (mpirun -np 4")));
+  r.mesh = "4x1";
+  const model::ModelPlan share = model::plan_model(r);
+  EXPECT_EQ(share.share.ranks, 4);
+  EXPECT_EQ(share.kv_config.n_kv_heads, 2);
+  EXPECT_NEAR(static_cast<double>(share.weight_bytes), static_cast<double>(model::plan_model(preset_request("Llama-3.1-70B")).weight_bytes) / 4, 1e6);
+  const MemoryPlan on_mesh = plan_memory(r, share, small_shape(), limit);
+  EXPECT_TRUE(on_mesh.fits());
+  EXPECT_THAT(on_mesh.model, HasSubstr("rank 0's share of mesh 4x1 (each rank holds 1/4)"));
 }
 
 TEST(MemoryPlan, ALighterModeOrASmallerPoolIsSuggestedWhenItFits) {
