@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 DEMO_ARGS ?=
 
-.PHONY: setup configure build cli demo test sanitize-build test-sanitize fuzz bench peer-bench bench-serve-table stress-serve clean
+.PHONY: setup configure build cli demo test sanitize-build test-sanitize fuzz bench peer-bench bench-serve-table stress-serve bench-mesh-links clean
 
 setup:
 	@scripts/setup.sh
@@ -58,6 +58,12 @@ bench-serve-table: cli
 # MINUTES (default 30), RSS read between rounds; see the script for LAYERS, THREADS, REQUESTS.
 stress-serve: cli
 	bench/serve_stress.sh $(BUILD_DIR)/llama3
+
+# docs/PERF.md's mesh-over-links table: 2 ranks in network namespaces joined by shaped veth
+# links (tc tbf), per RATES (default 10gbit 25gbit unlimited); needs root. ~1 minute per rate.
+RATES ?=
+bench-mesh-links: cli
+	LLAMA3=$(BUILD_DIR)/llama3 bench/mesh_links.sh $(RATES)
 
 clean:
 	rm -rf $(BUILD_DIR) $(SAN_DIR)
