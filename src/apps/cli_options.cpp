@@ -50,6 +50,7 @@ void ModelOptions::add_to(CLI::App& app) {
           return std::string(e.what());
         }
       })
+      ->each([](const std::string& text) { command_line_mesh().mesh = text; })
       ->capture_default_str();
   app.add_option("--memory_limit", memory_limit,
                  "GiB the run may use (default: MemAvailable, lowered to the cgroup's limit); a run whose "
@@ -97,6 +98,11 @@ ModelSpec ModelOptions::spec(const std::optional<std::string>& tokenizer) const 
   s.tokenizer = tokenizer;
   s.mesh = mesh;
   return s;
+}
+
+CommandLineMesh& command_line_mesh() {
+  static CommandLineMesh m;
+  return m;
 }
 
 void ModelOptions::apply_threads() const {

@@ -13,6 +13,14 @@
 
 namespace llama3::apps {
 
+// The mesh the parsed command line asks for (--mesh, or the demo's --FAKE_DEVICE, which wins):
+// main reads it on every rank of an MPI job, before any command runs, to know each rank's role.
+struct CommandLineMesh {
+  std::optional<std::string> mesh, fake_device;
+  std::string effective() const { return fake_device.value_or(mesh.value_or("N150")); }
+};
+CommandLineMesh& command_line_mesh();
+
 struct ModelOptions {
   std::string model = "Llama-3.2-1B";
   std::optional<std::string> weights;

@@ -16,6 +16,8 @@
 #include "core/error.h"
 #include "core/user_cache.h"
 #include "core/parallel.h"
+#include "dist/gather_strings.h"
+#include "dist/process_mesh.h"
 #include "model/model_source.h"
 #include "apps/demo_runner.h"
 #include "apps/stop_signals.h"
@@ -38,6 +40,61 @@ SamplingOptions sampling_options(const std::string& json_text) {
   return {p.temperature, p.top_p, p.top_k, p.seed};
 }
 
+nlohmann::json user_to_json(size_t index, const DemoUser& u) {
+  return {{"index", index},          {"prompt_index", u.prompt_index},   {"prompt", u.prompt},
+          {"prompt_tokens", u.prompt_tokens}, {"text", u.text},      {"error", u.error},
+          {"generated", u.result.generated}, {"stop_reason", u.result.stop_reason}, {"ttft_ms", u.result.ttft_ms},
+          {"preemptions", u.result.preemptions}, {"recycles", u.result.recycles}};
+}
+
+DemoUser user_from_json(const nlohmann::json& j) {
+  DemoUser u;
+  u.id = j.at("index").get<size_t>();
+  u.prompt_index = j.at("prompt_index").get<size_t>();
+  u.prompt = j.at("prompt").get<std::string>();
+  u.prompt_tokens = j.at("prompt_tokens").get<std::vector<int32_t>>();
+  u.text = j.at("text").get<std::string>();
+  u.error = j.at("error").get<std::string>();
+  u.result.generated = j.at("generated").get<std::vector<int32_t>>();
+  u.result.stop_reason = j.at("stop_reason").get<std::string>();
+  u.result.ttft_ms = j.at("ttft_ms").get<double>();
+  u.result.preemptions = j.at("preemptions").get<int64_t>();
+  u.result.recycles = j.at("recycles").get<int64_t>();
+  return u;
+}
+
+// The data-parallel groups' leaders exchange their users' results; rank 0 (group 0) puts every
+// user in its place in `run` and returns true with one summary per group; the others return
+// false (rank 0 prints).
+bool gather_groups(DemoRun& run, const std::vector<size_t>& group_users, size_t n_users, int group,
+                   nlohmann::json& summaries) {
+  nlohmann::json mine = {{"group", group}, {"users", nlohmann::json::array()}};
+  for (size_t i = 0; i < run.users.size(); ++i) mine["users"].push_back(user_to_json(group_users[i], run.users[i]));
+  const nlohmann::json summary = summary_json(run);
+  mine["decode_tokens_per_s_per_user"] = summary["decode_tokens_per_s_per_user"];
+  mine["decode_tokens_per_s"] = summary["decode_tokens_per_s"];
+  const std::vector<std::string> all = dist::all_gather_strings(dist::group_leaders(), mine.dump());
+  if (group != 0) return false;
+  std::vector<DemoUser> users(n_users);
+  for (const std::string& text : all) {
+    const nlohmann::json g = nlohmann::json::parse(text);
+    int64_t first = -1, last = -1;
+    for (const nlohmann::json& u : g.at("users")) {
+      const size_t index = u.at("index").get<size_t>();
+      check(index < n_users, "data group {} sent user {} of {}", g.at("group").get<int>(), index, n_users);
+      users[index] = user_from_json(u);
+      first = first < 0 ? static_cast<int64_t>(index) : std::min<int64_t>(first, static_cast<int64_t>(index));
+      last = std::max<int64_t>(last, static_cast<int64_t>(index));
+    }
+    summaries.push_back({{"group", g.at("group")}, {"first_user", first}, {"last_user", last},
+                         {"decode_tokens_per_s_per_user", g.at("decode_tokens_per_s_per_user")},
+                         {"decode_tokens_per_s", g.at("decode_tokens_per_s")}});
+  }
+  run.users = std::move(users);
+  run.config["data_group_summaries"] = summaries;
+  return true;
+}
+
 int run_demo(const DemoOptions& o) {
   o.model.apply_threads();
   const size_t rss_start = runtime::current_rss_bytes();
@@ -48,11 +105,19 @@ int run_demo(const DemoOptions& o) {
   if (!model_dir && !model_options.layers) model_options.layers = 2;
   if (o.fake_device) model_options.mesh = *o.fake_device;
   const model::ModelRequest request = model_options.request();
+  // A mesh of D data-parallel groups (TG = 8x4): each group's leader runs the demo on its share
+  // of the users, contiguous as the original splits TG's 32 users into 4 groups of 8, on its
+  // group's replica of the model; rank 0 gathers everyone's results and prints them.
+  const dist::MeshPlace place = dist::job_place();  // 1x1 outside an MPI job
+  const int groups = place.data_groups;
+  check(o.batch_size % groups == 0, "mesh {}: --batch_size {} does not split over its {} data-parallel groups",
+        model_options.mesh, o.batch_size, groups);
+  const int group_batch = o.batch_size / groups;
 
   // The KV pool is sized (or refused) before anything is loaded.
   const model::ModelPlan plan = model::plan_model(request);
   runtime::KvPoolRequest kv;
-  kv.batch_size = o.batch_size;
+  kv.batch_size = group_batch;
   kv.max_seq_len = o.max_seq_len;
   kv.dtype = plan.precision.kv_cache;
   if (o.page_params) runtime::parse_page_params(*o.page_params, kv);
@@ -77,7 +142,7 @@ int run_demo(const DemoOptions& o) {
   const size_t n_users = static_cast<size_t>(o.batch_size) * static_cast<size_t>(o.repeat_batches);
   EngineOptions eo;
   eo.model = model_options.spec(o.tokenizer);
-  eo.max_batch = o.batch_size;
+  eo.max_batch = group_batch;
   eo.max_seq_len = o.max_seq_len;
   eo.max_queue = static_cast<int64_t>(n_users);
   eo.prefill_chunk = o.prefill_chunk;
@@ -86,18 +151,19 @@ int run_demo(const DemoOptions& o) {
   eo.decode_waits_for_prefill = !o.continuous_batching;
   eo.prefix_caching = o.paged_attention && o.prefix_caching;
   eo.block_size = o.paged_attention ? pool.block_size : o.max_seq_len;
-  eo.kv_blocks = o.paged_attention ? pool.num_blocks : o.batch_size;
+  eo.kv_blocks = o.paged_attention ? pool.num_blocks : group_batch;
   eo.position_offset = o.start_pos;
   eo.check_finite = o.stress_test;
   if (!model_options.settle_memory(eo)) return 0;
   DemoRun run;
   DemoSchedule schedule;
-  schedule.batch_size = o.batch_size;
+  schedule.batch_size = group_batch;
   schedule.continuous_batching = o.continuous_batching;
   schedule.stress_test = o.stress_test;
   schedule.max_generated_tokens = o.max_generated_tokens;
   schedule.sampling = sampling;
   schedule.print_all_users = o.print_all_users;
+  schedule.total_users = static_cast<size_t>(o.batch_size) * static_cast<size_t>(o.repeat_batches);
   DemoRunner runner(schedule, run);
   // Ctrl-C or a TERM: the users in flight are cancelled, and the outputs, summary and report
   // cover the run until then; the exit code says which signal.
@@ -107,6 +173,7 @@ int run_demo(const DemoOptions& o) {
 
   std::string model_name, optimizations;
   int64_t n_layers = 0;
+  std::vector<size_t> group_users;  // this group's users, by their index among all users
   {
     Engine engine(eo);
     const ModelInfo& info = engine.model_info();
@@ -126,10 +193,18 @@ int run_demo(const DemoOptions& o) {
     std::vector<runtime::ResolvedPrompt> resolved;
     for (size_t i = 0; i < specs.size(); ++i) {
       resolved.push_back(runtime::resolve_prompt(specs[i], prompt_path.parent_path(), url_cache_dir()));
-      if (!resolved.back().warning.empty()) fmt::print(stderr, "prompt {}: {}\n", i, resolved.back().warning);
+      if (!resolved.back().warning.empty() && place.data_group == 0) {
+        fmt::print(stderr, "prompt {}: {}\n", i, resolved.back().warning);
+      }
     }
     for (size_t u = 0; u < n_users; ++u) {
+      if (static_cast<int>((u % static_cast<size_t>(o.batch_size)) / static_cast<size_t>(group_batch)) !=
+          place.data_group) {
+        continue;  // another data-parallel group's user
+      }
+      group_users.push_back(u);
       DemoUser user;
+      user.id = u;
       user.prompt_index = u % specs.size();
       const auto& r = resolved[user.prompt_index];
       user.prompt = r.text;
@@ -147,7 +222,7 @@ int run_demo(const DemoOptions& o) {
                                    o.max_seq_len);
         }
       }
-      if (!user.error.empty()) fmt::print(stderr, "user {}: {}\n", u, user.error);
+      if (!user.error.empty() && place.data_group == 0) fmt::print(stderr, "user {}: {}\n", u, user.error);
       run.users.push_back(std::move(user));
     }
 
@@ -159,7 +234,8 @@ int run_demo(const DemoOptions& o) {
                   {"device", model_options.mesh}, {"instruct", o.instruct}, {"users", n_users},
                   {"sampling", nlohmann::json::parse(o.sampling_params)}, {"kv_cache", info.kv_cache},
                   {"kv_pool", o.paged_attention ? pool.source : "contiguous: batch x max_seq_len"},
-                  {"prefix_caching", eo.prefix_caching}, {"step_tokens", eo.step_tokens}};
+                  {"prefix_caching", eo.prefix_caching}, {"step_tokens", eo.step_tokens},
+                  {"data_groups", groups}};
     run.load_seconds = info.load_seconds;
     run.weight_cache = info.weight_cache;
     run.stress_test = o.stress_test;
@@ -178,6 +254,10 @@ int run_demo(const DemoOptions& o) {
   const size_t rss_first_iteration = runner.rss_after_first_iteration();
   run.rss_start = rss_first_iteration ? rss_first_iteration : rss_start;
   run.peak_rss = runtime::peak_rss_bytes();
+  nlohmann::json group_summaries = nlohmann::json::array();
+  if (groups > 1) {
+    if (!gather_groups(run, group_users, n_users, place.data_group, group_summaries)) return 0;  // rank 0 prints
+  }
 
   if (!o.stress_test) {
     fmt::print("\n=== Outputs ===\n");
@@ -191,6 +271,11 @@ int run_demo(const DemoOptions& o) {
     }
   }
   print_summary(run);
+  for (const nlohmann::json& g : group_summaries) {
+    fmt::print("data group {}: users {}..{}, decode {:.2f} tok/s/user, {:.1f} tok/s aggregate\n", g["group"].get<int>(),
+               g["first_user"].get<int64_t>(), g["last_user"].get<int64_t>(),
+               g["decode_tokens_per_s_per_user"].get<double>(), g["decode_tokens_per_s"].get<double>());
+  }
   if (o.report) {
     std::ofstream out(*o.report);
     check(static_cast<bool>(out), "cannot write --report {}", *o.report);

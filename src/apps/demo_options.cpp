@@ -32,7 +32,8 @@ void DemoOptions::add_to(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--FAKE_DEVICE", fake_device,
                  "the original's mesh presets: N150 (1x1), N300 (2x1), T3K (8x1), TG (8x4); the same as --mesh")
-      ->check(CLI::IsMember({"N150", "N300", "T3K", "TG"}));
+      ->check(CLI::IsMember({"N150", "N300", "T3K", "TG"}))
+      ->each([](const std::string& text) { command_line_mesh().fake_device = text; });
   app.add_option("--report", report, "write the full report as JSON");
   app.add_option("--tokenizer", tokenizer, "tokenizer.json or tokenizer.model (default: with the weights, else built-in)");
   app.add_flag("--print_all_users", print_all_users, "stream every user's text, not only user 0's");

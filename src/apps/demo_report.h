@@ -40,6 +40,7 @@ struct DemoStats {
 };
 
 struct DemoUser {
+  size_t id = 0;  // its index among all the run's users (every data-parallel group's)
   size_t prompt_index = 0;
   std::string prompt;  // the text given to the tokenizer (context + prompt)
   std::vector<int32_t> prompt_tokens;

@@ -80,8 +80,10 @@ void DemoRunner::submit(Engine& engine, size_t u) {
   GenerationRequest req;
   req.prompt_tokens = user.prompt_tokens;
   req.sampling = schedule_.sampling;
-  // The user's own random stream (a new one per recycle): its text does not depend on the batch.
-  req.sampler_stream = u + static_cast<uint64_t>(st.rounds) * run_.users.size();
+  // The user's own random stream (a new one per recycle): its text does not depend on the batch,
+  // nor on which data-parallel group runs it.
+  const uint64_t all_users = std::max<uint64_t>(schedule_.total_users, run_.users.size());
+  req.sampler_stream = user.id + static_cast<uint64_t>(st.rounds) * all_users;
   req.max_tokens = schedule_.max_generated_tokens - static_cast<int64_t>(user.result.generated.size());
   ++st.rounds;
   st.round_tokens = 0;

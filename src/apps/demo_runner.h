@@ -35,6 +35,7 @@ struct DemoSchedule {
   int64_t max_generated_tokens = 100;
   SamplingOptions sampling;
   bool print_all_users = false;  // else only the first runnable user's text in the iteration lines
+  size_t total_users = 0;        // of the whole run, every data-parallel group's (DemoUser::id)
 };
 
 class DemoRunner {

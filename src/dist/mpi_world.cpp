@@ -88,6 +88,26 @@ std::unique_ptr<Communicator> MpiWorld::tensor_group(MeshShape mesh, MpiLimits l
   }
 }
 
+std::unique_ptr<Communicator> MpiWorld::group_leaders(MeshShape mesh) {
+  check_world_fits(mesh, size_);
+  const MeshPlace place = place_in_mesh(mesh, rank_);
+  MPI_Comm leaders = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split(MPI_COMM_WORLD, place.tensor_rank == 0 ? 0 : MPI_UNDEFINED, place.data_group, &leaders),
+            "MPI_Comm_split");
+  if (leaders == MPI_COMM_NULL) return nullptr;
+  const int set = MPI_Comm_set_errhandler(leaders, MPI_ERRORS_RETURN);
+  if (set != MPI_SUCCESS) {
+    MPI_Comm_free(&leaders);
+    check_mpi(set, "MPI_Comm_set_errhandler");
+  }
+  try {
+    return std::make_unique<MpiCommunicator>(leaders, MpiLimits{});
+  } catch (...) {
+    MPI_Comm_free(&leaders);
+    throw;
+  }
+}
+
 int MpiWorld::ranks_sharing_my_cpus() {
   cpu_set_t mine;
   CPU_ZERO(&mine);
@@ -124,7 +144,28 @@ MpiWorld::MpiWorld() { no_mpi(); }
 MpiWorld::~MpiWorld() = default;
 std::string MpiWorld::processor_name() const { no_mpi(); }
 std::unique_ptr<Communicator> MpiWorld::tensor_group(MeshShape, MpiLimits) { no_mpi(); }
+std::unique_ptr<Communicator> MpiWorld::group_leaders(MeshShape mesh) {
+  check_world_fits(mesh, size_);
+  const MeshPlace place = place_in_mesh(mesh, rank_);
+  MPI_Comm leaders = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split(MPI_COMM_WORLD, place.tensor_rank == 0 ? 0 : MPI_UNDEFINED, place.data_group, &leaders),
+            "MPI_Comm_split");
+  if (leaders == MPI_COMM_NULL) return nullptr;
+  const int set = MPI_Comm_set_errhandler(leaders, MPI_ERRORS_RETURN);
+  if (set != MPI_SUCCESS) {
+    MPI_Comm_free(&leaders);
+    check_mpi(set, "MPI_Comm_set_errhandler");
+  }
+  try {
+    return std::make_unique<MpiCommunicator>(leaders, MpiLimits{});
+  } catch (...) {
+    MPI_Comm_free(&leaders);
+    throw;
+  }
+}
+
 int MpiWorld::ranks_sharing_my_cpus() { no_mpi(); }
+std::unique_ptr<Communicator> MpiWorld::group_leaders(MeshShape) { no_mpi(); }
 void MpiWorld::abort(int exit_code) { std::_Exit(exit_code); }
 
 #endif

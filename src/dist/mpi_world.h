@@ -43,6 +43,10 @@ class MpiWorld {
   // The communicator may outlive this object; after MPI_Finalize it must not be used.
   std::unique_ptr<Communicator> tensor_group(MeshShape mesh, MpiLimits limits = {});
 
+  // The leaders of `mesh`'s data-parallel groups (tensor rank 0 of each), ordered by group: a
+  // collective call of every world rank; null on the ranks that lead no group.
+  std::unique_ptr<Communicator> group_leaders(MeshShape mesh);
+
   // How many ranks of the job run on this host with exactly this rank's set of CPUs (itself
   // included): a collective call of every world rank. Ranks bound to one core each count 1;
   // ranks left unbound (or bound to a whole socket together) count all of them.

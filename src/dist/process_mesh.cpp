@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 
+#include "core/error.h"
 #include "dist/local_communicator.h"
 #include "dist/mpi_world.h"
 
@@ -20,6 +21,9 @@ struct ProcessMesh {
   std::unique_ptr<MpiWorld> world;  // set on first use inside an MPI job
   std::unique_ptr<Communicator> world_group;
   std::map<std::string, std::unique_ptr<Communicator>> groups;  // by mesh name
+  MeshShape job_mesh;
+  bool leaders_made = false;
+  std::unique_ptr<Communicator> leaders;  // of job_mesh's groups; null on other ranks
   LocalCommunicator local;
 };
 
@@ -73,6 +77,43 @@ Communicator& tensor_group(MeshShape mesh) {
   return *group;
 }
 
+void set_job_mesh(MeshShape mesh) {
+  ProcessMesh& s = state();
+  const std::lock_guard lock(s.mu);
+  s.job_mesh = mesh;
+}
+
+MeshShape job_mesh() {
+  ProcessMesh& s = state();
+  const std::lock_guard lock(s.mu);
+  return s.job_mesh;
+}
+
+MeshPlace job_place() { return place_in_mesh(job_mesh(), world_rank()); }
+
+void create_job_groups() {
+  if (!launched_by_mpirun()) return;
+  const MeshShape mesh = job_mesh();
+  tensor_group(mesh);
+  if (mesh.data == 1) return;
+  ProcessMesh& s = state();
+  const std::lock_guard lock(s.mu);
+  s.leaders = mpi(s).group_leaders(mesh);
+  s.leaders_made = true;
+}
+
+Communicator& group_leaders() {
+  ProcessMesh& s = state();
+  if (!launched_by_mpirun()) return s.local;
+  const std::lock_guard lock(s.mu);
+  if (!s.leaders_made) {
+    s.leaders = mpi(s).group_leaders(s.job_mesh);
+    s.leaders_made = true;
+  }
+  check(s.leaders != nullptr, "group_leaders: this rank leads no data-parallel group");
+  return *s.leaders;
+}
+
 int default_threads_per_rank() {
   cpu_set_t mine;
   CPU_ZERO(&mine);
@@ -94,6 +135,7 @@ void finish_job() {
   const std::lock_guard lock(s.mu);
   // Communicators before the world: they must not outlive MPI_Finalize.
   s.groups.clear();
+  s.leaders.reset();
   s.world_group.reset();
   s.world.reset();
 }

@@ -25,6 +25,22 @@ Communicator& tensor_group(MeshShape mesh);
 // collective call of every rank in an MPI job; outside one, the CPUs this process may run on.
 int default_threads_per_rank();
 
+// The mesh this process's job runs (main sets it from the command line, which every rank is
+// given; a 1x1 mesh until then), and this rank's place in it.
+void set_job_mesh(MeshShape mesh);
+MeshShape job_mesh();
+MeshPlace job_place();
+
+// Creates the job mesh's communicators (the tensor groups and, with data-parallel groups, their
+// leaders'): a collective call every rank makes once, at start, so that no rank waits later in
+// a creation the others never reach.
+void create_job_groups();
+
+// The leaders of the job mesh's data-parallel groups (tensor rank 0 of each, by group): they
+// each run the command on their group's share of the users (the demo), and exchange results
+// over this. Created by a collective call of every rank on first use; throws on other ranks.
+Communicator& group_leaders();
+
 // Ends every rank of the job with `exit_code` (MPI_Abort): a fatal error on one rank must not
 // leave the others waiting in a collective. Outside an MPI job, std::exit.
 [[noreturn]] void abort_job(int exit_code);

@@ -113,35 +113,32 @@ ModelRequest request_from_json(const std::string& text) {
 
 OpenedModel open_on_mesh(const ModelRequest& request) {
   const dist::MeshShape mesh = dist::parse_mesh(request.mesh);
-  check(mesh.data == 1,
-        "mesh {}: data-parallel groups (TxD with D > 1) are not supported yet; run a tensor-parallel mesh Tx1",
-        mesh.name());
-  // Every rank creates the world's and then the group's communicators (collective calls, in the
-  // same order on every rank); a mesh the world does not fit is refused before any job is sent.
-  dist::Communicator& world = dist::world();
-  dist::check_world_fits(mesh, world.size());
-  // The followers load the checkpoint rank 0 resolved (LLAMA_DIR or HF_MODEL need not be set on
-  // every machine), and check their copy against rank 0's files.
+  check(!dist::in_mpi_job() || mesh == dist::job_mesh(),
+        "mesh {}: this job runs mesh {} (every rank reads it from the same command line)", mesh.name(),
+        dist::job_mesh().name());
+  // This rank leads its tensor group (one of the mesh's data-parallel groups); outside an MPI
+  // job this is where a mesh of more than one rank is refused with the mpirun it needs.
+  dist::Communicator& group = dist::tensor_group(mesh);
+  // The followers load the checkpoint this rank resolved (LLAMA_DIR or HF_MODEL need not be set
+  // on every machine), and check their copy against its files.
   const ModelPlan plan = plan_model(request);
   ModelRequest sent = request;
   if (plan.dir) sent.model_dir = fs::absolute(*plan.dir).string();
   json job = json::parse(request_to_json(sent));
   if (plan.dir) job["checkpoint_files"] = files_json(*plan.dir);
-  send_open_job(world, job.dump());
+  send_open_job(group, job.dump());
   // First every rank takes the job (same build, its copy of the checkpoint checked), then every
-  // rank creates the group's communicator: a collective call that a rank which failed before it
-  // would leave the others waiting in.
-  agree_opened(world, "");
-  dist::Communicator& group = dist::tensor_group(mesh);
+  // rank opens its share, and they agree that all did.
+  agree_opened(group, "");
   OpenedModel out;
-  agree_opened(world, open_error([&] { out = open_local(sent, plan, {group.rank(), group.size()}, &group); }));
+  agree_opened(group, open_error([&] { out = open_local(sent, plan, {group.rank(), group.size()}, &group); }));
   out.model->lead();
   return out;
 }
 
 int follow_leader() {
-  dist::Communicator& world = dist::world();
-  while (const std::optional<MeshJob> job = receive_job(world)) {
+  dist::Communicator& group = dist::tensor_group(dist::job_mesh());
+  while (const std::optional<MeshJob> job = receive_job(group)) {
     ModelRequest request;
     const std::string taken = !job->mismatch.empty() ? job->mismatch : open_error([&] {
       request = request_from_json(job->request_json);
@@ -151,18 +148,17 @@ int follow_leader() {
       }
       check_same_checkpoint(json::parse(job->request_json), request);
     });
-    agree_opened(world, taken);  // throws on every rank when one cannot take the job
+    agree_opened(group, taken);  // throws on every rank when one cannot take the job
     if (request.threads > 0) set_thread_count(request.threads);
-    dist::Communicator& group = dist::tensor_group(dist::parse_mesh(request.mesh));
     std::optional<OpenedModel> opened;
-    agree_opened(world, open_error([&] { opened = open_share(request, group); }));
+    agree_opened(group, open_error([&] { opened = open_share(request, group); }));
     opened->model->follow();
   }
   return 0;
 }
 
 void end_followers() {
-  if (dist::in_mpi_job() && dist::world_rank() == 0) send_end(dist::world());
+  if (dist::in_mpi_job() && dist::job_place().tensor_rank == 0) send_end(dist::tensor_group(dist::job_mesh()));
 }
 
 }  // namespace llama3::model

@@ -208,5 +208,38 @@ TEST(MeshCli, ARankWhoseCopyOfTheCheckpointDiffersEndsTheJob) {
                                    (dir / "other").string() + " differs from rank 0's: config.json has"));
 }
 
+// A mesh of D data-parallel groups splits the demo's users into D contiguous groups, each run
+// by its own tensor-parallel replica; rank 0 prints every user's text, and (the users' random
+// streams being their own) every text is the one-rank text, sampled as the demo samples
+// (temperature 0.6, top_k 32). 2x2 on 4 ranks, and the original's TG (8x4, 32 ranks) with 32 users.
+TEST(MeshCli, DataParallelGroupsSplitTheDemosUsersAndKeepEveryText) {
+  SKIP_WITHOUT_MPI();
+  if (kSanitized) GTEST_SKIP() << "32 ranks of the 1B shape under ASan; DistMpi covers the leaders' exchange there";
+  TempDir dir("mesh-data-parallel");
+  auto users = [&](const std::string& launcher, const std::string& flags, int batch) {
+    const std::string report = (dir / "r.json").string();
+    const CommandResult r = run_command(launcher + cli() + " demo --weights random --layers 1 --max_generated_tokens 3 " +
+                                        "--batch_size " + std::to_string(batch) + " --report " + report + flags);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    if (r.exit_code != 0) return nlohmann::json();
+    const nlohmann::json parsed = nlohmann::json::parse(read_text(report));
+    nlohmann::json texts = nlohmann::json::array();
+    for (const auto& u : parsed["users"]) texts.push_back(u["generated_tokens"]);
+    EXPECT_EQ(texts.size(), static_cast<size_t>(batch));
+    return texts;
+  };
+  const nlohmann::json four = users("", "", 4);
+  EXPECT_EQ(users(mpirun("-np 4"), " --mesh 2x2", 4), four);
+  const nlohmann::json thirty_two = users("", "", 32);
+  EXPECT_EQ(users(mpirun("-np 32"), " --FAKE_DEVICE TG", 32), thirty_two);
+  // Another command on a mesh of data-parallel groups, and a batch that does not split.
+  const CommandResult generate = run_command(mpirun("-np 4") + cli() + kGenerate + " --mesh 2x2");
+  EXPECT_NE(generate.exit_code, 0);
+  EXPECT_THAT(generate.err, HasSubstr("its 2 data-parallel groups split the demo's users"));
+  const CommandResult odd = run_command(mpirun("-np 4") + cli() + " demo --weights random --layers 1 --mesh 2x2 --batch_size 3");
+  EXPECT_NE(odd.exit_code, 0);
+  EXPECT_THAT(odd.err, HasSubstr("--batch_size 3 does not split over its 2 data-parallel groups"));
+}
+
 }  // namespace
 }  // namespace llama3::testing

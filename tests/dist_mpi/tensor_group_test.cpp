@@ -2,9 +2,11 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 
+#include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "dist/gather_strings.h"
 #include "mpi_test_world.h"
 
 namespace llama3::dist {
@@ -73,6 +75,24 @@ TEST(MpiTensorGroup, RanksOnOneHostShareItsCpus) {
   const int cpus = CPU_COUNT(&mine);
   const int same_core = (mpi_world().size() - 1 - mpi_world().rank() % cpus) / cpus + 1;
   EXPECT_EQ(alone, same_core);
+}
+
+// The leaders of a 2x2 mesh's data-parallel groups (world ranks 0 and 2) exchange strings of
+// different lengths; the other ranks are in no leaders' group.
+TEST(MpiTensorGroup, GroupLeadersOfATwoByTwoMeshExchangeTheirResults) {
+  if (mpi_world().size() != 4) GTEST_SKIP() << "needs 4 ranks";  // the same on every rank
+  const auto leaders = mpi_world().group_leaders({2, 2});
+  const int world_rank = mpi_world().rank();
+  EXPECT_EQ(leaders != nullptr, world_rank % 2 == 0);
+  if (leaders) {
+    EXPECT_EQ(leaders->size(), 2);
+    EXPECT_EQ(leaders->rank(), world_rank / 2);
+    const std::vector<std::string> sent = {"group zero", std::string(3000, 'x')};
+    const std::vector<std::string> all = all_gather_strings(*leaders, sent[static_cast<size_t>(world_rank / 2)]);
+    EXPECT_EQ(all, sent);
+    EXPECT_EQ(all_gather_strings(*leaders, ""), (std::vector<std::string>{"", ""}));
+  }
+  mpi_world().tensor_group({4, 1})->barrier(std::chrono::seconds(30));
 }
 
 }  // namespace
