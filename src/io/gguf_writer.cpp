@@ -4,10 +4,12 @@
 #include <fmt/ranges.h>
 #include <unistd.h>
 
+
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <random>
 #include <utility>
 
 #include "core/error.h"
@@ -207,7 +209,9 @@ void GgufWriter::write(const std::filesystem::path& path) const {
   }
   header.resize(round_up(header.size(), alignment_), '\0');
 
-  const std::filesystem::path tmp = path.string() + ".tmp";
+  // A name of this writer's own: several processes may write the same file at once (the ranks
+  // of a mesh's data-parallel groups each cache the same share); each renames a whole file.
+  const std::filesystem::path tmp = fmt::format("{}.tmp.{}.{:08x}", path.string(), ::getpid(), std::random_device{}());
   try {
     FileSink sink(tmp);
     sink.write(std::as_bytes(std::span(header.data(), header.size())));

@@ -241,5 +241,22 @@ TEST(MeshCli, DataParallelGroupsSplitTheDemosUsersAndKeepEveryText) {
   EXPECT_THAT(odd.err, HasSubstr("--batch_size 3 does not split over its 2 data-parallel groups"));
 }
 
+// The 70B preset (2 of its 80 layers) where each process may use 3 GiB: one rank is refused
+// by the memory plan, which names the mesh that would hold it; on 8 ranks (T3K) each holds its
+// eighth (~0.5 GiB of weights) and the job runs.
+TEST(MeshCli, SeventyBDoesNotFitOneRankButRunsOnEight) {
+  SKIP_WITHOUT_MPI();
+  if (kSanitized) GTEST_SKIP() << "8 ranks of the 70B shape under ASan: minutes";
+  const std::string args =
+      " generate --model Llama-3.1-70B --weights random --layers 2 --memory_limit 3 --weight_cache off "
+      "--tokens 128000,791,6864,315 --max_generated_tokens 2";
+  const CommandResult alone = run_command(cli() + args);
+  EXPECT_NE(alone.exit_code, 0);
+  EXPECT_THAT(alone.err, HasSubstr("not enough memory for Llama-3.1-70B, 2 layers"));
+  EXPECT_THAT(alone.err, HasSubstr("a mesh of 2 machines like this one"));
+  const CommandResult mesh = run_command(mpirun("-np 8") + cli() + args + " --mesh T3K");
+  EXPECT_EQ(generated(mesh).size(), 2u);
+}
+
 }  // namespace
 }  // namespace llama3::testing

@@ -1,6 +1,8 @@
 #include "io/gguf_writer.h"
 
 #include <gtest/gtest.h>
+
+#include <thread>
 #include <sys/resource.h>
 
 #include <csignal>
@@ -99,6 +101,13 @@ uint64_t round_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 
 class GgufWriterTest : public ::testing::Test {
  protected:
+  // A temporary file the writer left beside the output (its own name: out.gguf.tmp.PID.RANDOM).
+  bool temporary_left() const {
+    for (const auto& e : fs::directory_iterator(dir_.path())) {
+      if (e.path().filename().string().rfind(path_.filename().string() + ".tmp", 0) == 0) return true;
+    }
+    return false;
+  }
   TempDir dir_{"io-gguf-writer"};
   fs::path path_ = dir_.path() / "out.gguf";
 };
@@ -111,7 +120,7 @@ TEST_P(GgufRoundTripTest, EveryMetadataTypeAndTensorReadsBackIdentical) {
   add_metadata(writer);
   add_tensors(writer);
   writer.write(path_);
-  EXPECT_FALSE(fs::exists(path_.string() + ".tmp"));
+  EXPECT_FALSE(temporary_left());
 
   const GgufFile file(path_);
   EXPECT_EQ(file.version(), 3u);
@@ -249,7 +258,29 @@ TEST_F(GgufWriterTest, AFailingFillLeavesNoFileBehind) {
   });
   EXPECT_IO_ERROR(writer.write(path_), "converter failed");
   EXPECT_EQ(testing::read_text(path_), "old");
-  EXPECT_FALSE(fs::exists(path_.string() + ".tmp"));
+  EXPECT_FALSE(temporary_left());
+}
+
+// Several writers of one file at once (a mesh's data-parallel groups caching the same share):
+// each writes a temporary of its own and renames a whole file, so the file is always whole.
+TEST_F(GgufWriterTest, WritersOfOneFileAtOnceLeaveAWholeFile) {
+  auto write = [&] {
+    GgufWriter writer;
+    const int64_t dims[] = {1 << 18};
+    writer.add_tensor("a", GgmlType::F32, dims, size_t{1} << 20, [](std::span<std::byte> b) {
+      for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::byte>(i * 7);
+    });
+    writer.write(path_);
+  };
+  std::vector<std::thread> writers;
+  for (int i = 0; i < 4; ++i) writers.emplace_back(write);
+  for (std::thread& t : writers) t.join();
+  const GgufFile file(path_);
+  const GgufTensor* a = file.find("a");
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(a->data.size(), size_t{1} << 20);
+  for (size_t i = 0; i < a->data.size(); i += 4093) ASSERT_EQ(a->data[i], static_cast<std::byte>(i * 7)) << i;
+  EXPECT_FALSE(temporary_left());
 }
 
 TEST_F(GgufWriterTest, DiskErrorsAreErrorsNamingTheFile) {
@@ -270,7 +301,7 @@ TEST_F(GgufWriterTest, DiskErrorsAreErrorsNamingTheFile) {
   ::setrlimit(RLIMIT_FSIZE, &old_limit);
   std::signal(SIGXFSZ, old_handler);
   EXPECT_FALSE(fs::exists(path_));
-  EXPECT_FALSE(fs::exists(path_.string() + ".tmp"));
+  EXPECT_FALSE(temporary_left());
 }
 
 // --- cross-check against an independent parser (@huggingface/gguf, installed by setup.sh) ---
