@@ -48,6 +48,8 @@ struct ModelSpec {
   // job this process is rank 0 of (the others run the binary's follower loop); also names the
   // weight cache's folder.
   std::string mesh = "N150";
+  std::string mesh_payload = "fp32";  // the all-reduces' payload on a mesh: fp32 | bf16 (half the bytes)
+  int threads = 0;                    // worker threads of a mesh's other ranks (0: each rank's default)
 };
 
 // What one scheduler step did (EngineOptions::on_step).

@@ -110,6 +110,7 @@ int run_accuracy(const AccuracyOptions& o) {
   if (!o.reference_kv_cache) {
     ref_options.optimizations = "bf16";
     ref_options.precision.reset();
+    ref_options.mesh_payload = "fp32";  // on a mesh, --mesh_payload bf16's cost shows against it
   }
   const bool go_on = ref_options.settle_memory([&](const model::ModelPlan& plan) {
     runtime::RunShape shape;

@@ -52,6 +52,10 @@ void ModelOptions::add_to(CLI::App& app) {
       })
       ->each([](const std::string& text) { command_line_mesh().mesh = text; })
       ->capture_default_str();
+  app.add_option("--mesh_payload", mesh_payload,
+                 "the all-reduces' payload on a mesh: fp32, or bf16 (half the bytes; sums rounded to bf16)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   app.add_option("--memory_limit", memory_limit,
                  "GiB the run may use (default: MemAvailable, lowered to the cgroup's limit); a run whose "
                  "memory plan exceeds it is refused before loading")
@@ -79,9 +83,7 @@ bool ModelOptions::settle_memory(const std::function<runtime::RunShape(const mod
 }
 
 model::ModelRequest ModelOptions::request() const {
-  model::ModelRequest r = runtime::model_request(spec(std::nullopt));
-  r.threads = threads;  // a mesh's other ranks run as many as rank 0
-  return r;
+  return runtime::model_request(spec(std::nullopt));
 }
 
 ModelSpec ModelOptions::spec(const std::optional<std::string>& tokenizer) const {
@@ -97,6 +99,8 @@ ModelSpec ModelOptions::spec(const std::optional<std::string>& tokenizer) const 
   s.weight_cache = weight_cache == "on";
   s.tokenizer = tokenizer;
   s.mesh = mesh;
+  s.mesh_payload = mesh_payload;
+  s.threads = threads;  // a mesh's other ranks run as many as rank 0
   return s;
 }
 

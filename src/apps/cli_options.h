@@ -32,6 +32,7 @@ struct ModelOptions {
   std::optional<std::string> optimizations;
   std::optional<std::string> precision;
   std::string weight_cache = "on";
+  std::string mesh_payload = "fp32";  // --mesh_payload
   std::string mesh = "N150";  // --mesh (the demo's --FAKE_DEVICE): ranks, and the weight cache's folder
   std::optional<double> memory_limit;  // GiB to plan against instead of what the machine has
   bool dry_run = false;                // print the memory plan, load nothing

@@ -19,6 +19,12 @@ class Communicator {
   // stream must stay identical on every rank, and a mesh must be reproducible).
   virtual void all_reduce_sum(std::span<float> data) = 0;
 
+  // The same sum with a bf16 payload (half the bytes on the wire): each rank's values are
+  // rounded to bf16, each slice is summed (in fp32, rounded to bf16 after each addition) on one
+  // rank, and the sums are gathered, so every rank receives the same bits, bf16 values. One rank
+  // alone leaves `data` as it is (nothing is sent).
+  virtual void all_reduce_sum_bf16(std::span<float> data) = 0;
+
   // Every rank's `mine` (the same length on every rank) concatenated in rank order into `all`
   // (size() * mine.size() bytes) on every rank.
   virtual void all_gather(std::span<const std::byte> mine, std::span<std::byte> all) = 0;

@@ -10,6 +10,7 @@ class LocalCommunicator final : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   void all_reduce_sum(std::span<float> data) override;              // the sum of one: unchanged
+  void all_reduce_sum_bf16(std::span<float>) override {}             // nothing sent
   void all_gather(std::span<const std::byte> mine, std::span<std::byte> all) override;  // a copy
   void broadcast(std::span<std::byte> data, int root) override;     // already everywhere
   void barrier(std::chrono::milliseconds timeout) override;         // nobody to wait for

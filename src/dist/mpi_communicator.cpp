@@ -3,8 +3,11 @@
 #include "dist/mpi_communicator.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <thread>
+#include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "dist/mpi_error.h"
 
@@ -71,6 +74,39 @@ void MpiCommunicator::all_reduce_sum(std::span<float> data) {
               "MPI_Allreduce");
     done += count;
   }
+}
+
+namespace {
+
+// MPI_Op for bf16 values (as uint16): a + b in fp32, rounded to bf16.
+void add_bf16(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const uint16_t*>(in);
+  auto* b = static_cast<uint16_t*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(b[i]));
+}
+
+}  // namespace
+
+void MpiCommunicator::all_reduce_sum_bf16(std::span<float> data) {
+  if (size_ == 1 || data.empty()) return;
+  note_collective();
+  // A reduce-scatter then an all-gather, both of bf16: each slice is reduced once, on the rank
+  // that owns it, and that rank's bits are what every rank receives.
+  const size_t ranks = static_cast<size_t>(size_);
+  const size_t slice = (data.size() + ranks - 1) / ranks;
+  check(slice <= limits_.max_elements_per_call, "all_reduce_sum_bf16: {} values per rank exceed one call", slice);
+  std::vector<uint16_t> mine(slice * ranks, 0), reduced(slice), all(slice * ranks);
+  std::transform(data.begin(), data.end(), mine.begin(), f32_to_bf16);
+  MPI_Op op = MPI_OP_NULL;
+  check_mpi(MPI_Op_create(add_bf16, /*commute=*/1, &op), "MPI_Op_create");
+  const int scattered = MPI_Reduce_scatter_block(mine.data(), reduced.data(), static_cast<int>(slice), MPI_UINT16_T,
+                                                 op, comm_);
+  MPI_Op_free(&op);
+  check_mpi(scattered, "MPI_Reduce_scatter_block");
+  check_mpi(MPI_Allgather(reduced.data(), static_cast<int>(slice), MPI_UINT16_T, all.data(), static_cast<int>(slice),
+                          MPI_UINT16_T, comm_),
+            "MPI_Allgather");
+  std::transform(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(data.size()), data.begin(), bf16_to_f32);
 }
 
 void MpiCommunicator::all_gather(std::span<const std::byte> mine, std::span<std::byte> all) {

@@ -12,6 +12,7 @@ class SoloCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   void all_reduce_sum(std::span<float>) override {}
+  void all_reduce_sum_bf16(std::span<float>) override {}
   // Its own piece in its place, zeros for the others'.
   void all_gather(std::span<const std::byte> mine, std::span<std::byte> all) override;
   void broadcast(std::span<std::byte>, int) override {}

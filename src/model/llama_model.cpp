@@ -198,10 +198,14 @@ void LlamaModel::embed(std::span<const BatchItem> batch) {
 
 void LlamaModel::all_reduce(float* data, int64_t n) {
   const Timer timer;
-  group_->all_reduce_sum({data, static_cast<size_t>(n)});
+  if (bf16_payload_) {
+    group_->all_reduce_sum_bf16({data, static_cast<size_t>(n)});
+  } else {
+    group_->all_reduce_sum({data, static_cast<size_t>(n)});
+  }
   stats_.seconds += timer.seconds();
   ++stats_.all_reduces;
-  stats_.all_reduce_bytes += n * static_cast<int64_t>(sizeof(float));
+  stats_.all_reduce_bytes += n * static_cast<int64_t>(bf16_payload_ ? 2 : sizeof(float));
 }
 
 void LlamaModel::gather_logits(int64_t rows, std::vector<float>& logits) {

@@ -85,6 +85,10 @@ class LlamaModel {
   void set_logit_candidates(int64_t k) { logit_candidates_ = std::max<int64_t>(k, 0); }
   int64_t logit_candidates() const { return logit_candidates_; }
 
+  // The all-reduces' payload on a mesh: fp32 (the default), or bf16 (half the bytes; each
+  // rank's partial sums and their sum rounded to bf16: docs/PERF.md has the accuracy cost).
+  void set_bf16_payload(bool bf16) { bf16_payload_ = bf16; }
+
   const CollectiveStats& collective_stats() const { return stats_; }
   void reset_collective_stats() { stats_ = {}; }
   int mesh_ranks() const { return shard_.ranks; }
@@ -109,6 +113,7 @@ class LlamaModel {
   dist::Communicator* group_;  // null for a whole model
   bool leads_followers_ = false;
   int64_t logit_candidates_ = 0;
+  bool bf16_payload_ = false;
   ShardPlan shard_;  // the slices the weights hold, from their rank and rank count
   CollectiveStats stats_;
   void all_reduce(float* data, int64_t n);  // group_'s, timed

@@ -86,7 +86,8 @@ std::string request_to_json(const ModelRequest& r) {
               {"kv_cache", optional_json(r.kv_cache)},
               {"weight_cache", r.weight_cache},
               {"mesh", r.mesh},
-              {"threads", r.threads}}
+              {"threads", r.threads},
+              {"mesh_payload", r.mesh_payload}}
       .dump();
 }
 
@@ -105,6 +106,7 @@ ModelRequest request_from_json(const std::string& text) {
     r.weight_cache = j.at("weight_cache").get<bool>();
     r.mesh = j.at("mesh").get<std::string>();
     r.threads = j.value("threads", 0);
+    r.mesh_payload = j.value("mesh_payload", "fp32");
     return r;
   } catch (const json::exception& e) {
     throw Error(fmt::format("mesh: a model request that does not parse: {}", e.what()));

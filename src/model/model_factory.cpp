@@ -97,6 +97,8 @@ ModelPlan plan_model(const ModelRequest& request) {
     check(*request.weights == "random" || *request.weights == "instruct" || *request.weights == "general",
           "--weights {} is not one of: random, instruct, general", *request.weights);
   }
+  check(request.mesh_payload == "fp32" || request.mesh_payload == "bf16", "--mesh_payload {} is not one of: fp32, bf16",
+        request.mesh_payload);
   ModelPlan plan;
   if (request.weights != "random") plan.dir = resolve_model_dir(request.model_dir);
   check(plan.dir || !request.weights || *request.weights == "random",
@@ -176,6 +178,7 @@ OpenedModel open_local(const ModelRequest& request, const ModelPlan& plan, Share
         "weights of rank {} of {} where rank {} of {} was asked for", loaded->weights.shard.rank,
         loaded->weights.shard.ranks, share.rank, share.ranks);
   out.model = std::make_unique<LlamaModel>(std::move(loaded->config), std::move(loaded->weights), group);
+  out.model->set_bf16_payload(request.mesh_payload == "bf16");
   out.load_seconds = timer.seconds();
   return out;
 }

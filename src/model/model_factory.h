@@ -27,6 +27,8 @@ struct ModelRequest {
   // N150 | N300 | T3K | TG or TxD: more than one rank runs the model tensor-parallel over the
   // ranks of an MPI job (mesh_open.h); the weight cache's folder is named after it.
   std::string mesh = "N150";
+  // The all-reduces' payload on a mesh: fp32 | bf16 (LlamaModel::set_bf16_payload).
+  std::string mesh_payload = "fp32";
   // Worker threads of the other ranks of a mesh (rank 0 sets its own from --threads): 0 leaves
   // each rank its default (dist::default_threads_per_rank).
   int threads = 0;

@@ -14,6 +14,8 @@ model::ModelRequest model_request(const ModelSpec& m) {
   r.kv_cache = m.kv_cache;
   r.weight_cache = m.weight_cache;
   r.mesh = m.mesh;
+  r.mesh_payload = m.mesh_payload;
+  r.threads = m.threads;
   return r;
 }
 

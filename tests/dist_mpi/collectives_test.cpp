@@ -1,6 +1,7 @@
 // The collectives of MpiCommunicator on the whole world (2 and 4 ranks under ctest).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -55,6 +56,39 @@ TEST(MpiCollectives, AllReduceSumIsExact) {
   expect_exact_sums(world_group(), 4099);
   std::vector<float> empty;
   world_group().all_reduce_sum(empty);
+}
+
+// The bf16 payload: small integers (exact in bf16, sums too) come out exact; random values come
+// within bf16's rounding of the exact sum (each of the size() roundings at most 2^-9 of what it
+// rounds, bounded by the sum of magnitudes); and every rank receives the same bits. 1001 values:
+// not a multiple of the rank count, so the last slice is padded.
+TEST(MpiCollectives, Bf16AllReduceRoundsLikeBf16AndIsTheSameOnEveryRank) {
+  Communicator& group = world_group();
+  const size_t n = 1001;
+  std::vector<float> small(n);
+  for (size_t i = 0; i < n; ++i) small[i] = static_cast<float>(i % 7) * static_cast<float>(group.rank() + 1);
+  group.all_reduce_sum_bf16(small);
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; ++i) wrong += small[i] != static_cast<float>(i % 7) * sum_of_rank_numbers(group.size());
+  EXPECT_EQ(wrong, 0u);
+
+  std::vector<double> exact(n, 0.0), magnitude(n, 0.0);
+  for (int r = 0; r < group.size(); ++r) {
+    const std::vector<float> theirs = random_floats(n, 100 + static_cast<unsigned>(r));
+    for (size_t i = 0; i < n; ++i) exact[i] += theirs[i], magnitude[i] += std::fabs(theirs[i]);
+  }
+  std::vector<float> v = random_floats(n, 100 + static_cast<unsigned>(group.rank()));
+  group.all_reduce_sum_bf16(v);
+  size_t outside = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double bound = 2.0 * group.size() * std::ldexp(magnitude[i], -9);
+    outside += std::fabs(v[i] - exact[i]) > bound;
+  }
+  EXPECT_EQ(outside, 0u);
+  const std::vector<float> all = gather_floats(group, v);
+  for (int r = 1; r < group.size(); ++r) {
+    EXPECT_EQ(std::memcmp(all.data(), all.data() + static_cast<size_t>(r) * n, n * sizeof(float)), 0) << "rank " << r;
+  }
 }
 
 TEST(MpiCollectives, AllReduceOfALargeBuffer) { expect_exact_sums(world_group(), 5'000'000); }
