@@ -147,8 +147,9 @@ OpenedModel open_local(const ModelRequest& request, const ModelPlan& plan, Share
   }
   if (!loaded) {
     {
+      // A rank of a mesh converts about 1/T of the weights.
       const ConversionProgress progress(fmt::format("converting weights ({})", out.precision.mode),
-                                        static_cast<double>(plan.config.parameter_count()));
+                                        static_cast<double>(plan.config.parameter_count()) / share.ranks);
       loaded = load_source(dir, request, out.precision, share);
     }
     if (!request.weight_cache) {

@@ -266,6 +266,7 @@ TEST_F(ShareCache, EachRankCachesItsShareInItsOwnFolder) {
 // model: 4 layers of width 1024 and MLP 4096, a tied vocabulary of 16384 (~150 MB in bf16, ~50 MB
 // in performance mode).
 TEST(ShareOfCheckpoint, ARanksResidentMemoryIsItsShare) {
+  if (testing::kSanitized) GTEST_SKIP() << "ASan's shadow memory and freed-memory quarantine are resident too";
   ModelConfig c = testing::mesh_config(true, true);
   c.dim = 1024;
   c.n_layers = 4;
