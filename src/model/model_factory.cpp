@@ -86,7 +86,8 @@ size_t estimated_weight_bytes(const ModelConfig& c, const PrecisionMap& p) {
 size_t estimated_weight_bytes(const ModelConfig& c, const PrecisionMap& p, const ShardPlan& s) {
   const int64_t q = s.q_heads.size * c.head_dim, kv = s.kv_heads.size * c.head_dim, f = s.ffn.size;
   const size_t layer = matrix_bytes(p.wqkv, q, c.dim) + 2 * matrix_bytes(p.wqkv, kv, c.dim) +
-                       matrix_bytes(p.wo, c.dim, q) + 2 * matrix_bytes(p.ff1_3, f, c.dim) + matrix_bytes(p.ff2, c.dim, f);
+                       matrix_bytes(p.wo, c.dim, q) + 2 * matrix_bytes(p.ff1_3, f, c.dim) +
+                       matrix_bytes(p.ff2, c.dim, f);
   const size_t head = matrix_bytes(p.lm_head, s.vocab.size, c.dim);
   const size_t embedding = c.tied_embeddings ? 0 : static_cast<size_t>(s.vocab.size * c.dim) * 2;
   return static_cast<size_t>(c.n_layers) * layer + head + embedding;

@@ -219,8 +219,9 @@ TEST(MeshCli, DataParallelGroupsSplitTheDemosUsersAndKeepEveryText) {
   TempDir dir("mesh-data-parallel");
   auto users = [&](const std::string& launcher, const std::string& flags, int batch) {
     const std::string report = (dir / "r.json").string();
-    const CommandResult r = run_command(launcher + cli() + " demo --weights random --layers 1 --max_generated_tokens 3 " +
-                                        "--batch_size " + std::to_string(batch) + " --report " + report + flags);
+    const CommandResult r =
+        run_command(launcher + cli() + " demo --weights random --layers 1 --max_generated_tokens 3 --batch_size " +
+                    std::to_string(batch) + " --report " + report + flags);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     if (r.exit_code != 0) return nlohmann::json();
     const nlohmann::json parsed = nlohmann::json::parse(read_text(report));
@@ -237,7 +238,8 @@ TEST(MeshCli, DataParallelGroupsSplitTheDemosUsersAndKeepEveryText) {
   const CommandResult generate = run_command(mpirun("-np 4") + cli() + kGenerate + " --mesh 2x2");
   EXPECT_NE(generate.exit_code, 0);
   EXPECT_THAT(generate.err, HasSubstr("its 2 data-parallel groups split the demo's users"));
-  const CommandResult odd = run_command(mpirun("-np 4") + cli() + " demo --weights random --layers 1 --mesh 2x2 --batch_size 3");
+  const CommandResult odd =
+      run_command(mpirun("-np 4") + cli() + " demo --weights random --layers 1 --mesh 2x2 --batch_size 3");
   EXPECT_NE(odd.exit_code, 0);
   EXPECT_THAT(odd.err, HasSubstr("--batch_size 3 does not split over its 2 data-parallel groups"));
 }

@@ -118,9 +118,9 @@ INSTANTIATE_TEST_SUITE_P(Meshes, TensorParallel,
 
 // A bf16 payload for the all-reduces: every layer's partial sums are rounded to bf16, so the
 // prompts' logits move by about bf16's rounding of the layer outputs (measured 4.3e-3 to 5.2e-3
-// of the largest logit on 2 to 8 ranks; 3e-2 allowed; the decode steps after them may take another greedy token at a near tie, so only the
-// prefill's 14 rows are compared), the same mesh repeats bitwise, and one rank is the whole model
-// (nothing is sent, nothing rounded).
+// of the largest logit on 2 to 8 ranks; 3e-2 allowed). The decode steps after them may take
+// another greedy token at a near tie, so only the prefill's 14 rows are compared. The same mesh
+// repeats bitwise, and one rank is the whole model (nothing is sent, nothing rounded).
 TEST(TensorParallel, Bf16PayloadStaysCloseToTheWholeModelAndRepeats) {
   const ModelConfig c = testing::mesh_config(true, false);
   dist::Communicator& group = testing::world_group();

@@ -128,6 +128,10 @@ fs::path gguf_writer(const ModelConfig& c, const ModelWeights& w, const fs::path
   return file;
 }
 
+Writer gguf_of(GgmlType type) {
+  return [type](const ModelConfig& c, const ModelWeights& m, const fs::path& d) { return gguf_writer(c, m, d, type); };
+}
+
 const std::map<std::string, Writer>& writers() {
   static const std::map<std::string, Writer> w = {
       {"hf", [](const ModelConfig& c, const ModelWeights& m, const fs::path& d) { return write_hf_folder(c, m, d), d; }},
@@ -136,10 +140,10 @@ const std::map<std::string, Writer>& writers() {
          write_meta_params(c, d);
          return d;
        }},
-      {"gguf_bf16", [](const ModelConfig& c, const ModelWeights& m, const fs::path& d) { return gguf_writer(c, m, d, GgmlType::BF16); }},
-      {"gguf_f16", [](const ModelConfig& c, const ModelWeights& m, const fs::path& d) { return gguf_writer(c, m, d, GgmlType::F16); }},
-      {"gguf_q8_0", [](const ModelConfig& c, const ModelWeights& m, const fs::path& d) { return gguf_writer(c, m, d, GgmlType::Q8_0); }},
-      {"gguf_q4_0", [](const ModelConfig& c, const ModelWeights& m, const fs::path& d) { return gguf_writer(c, m, d, GgmlType::Q4_0); }},
+      {"gguf_bf16", gguf_of(GgmlType::BF16)},
+      {"gguf_f16", gguf_of(GgmlType::F16)},
+      {"gguf_q8_0", gguf_of(GgmlType::Q8_0)},
+      {"gguf_q4_0", gguf_of(GgmlType::Q4_0)},
   };
   return w;
 }
@@ -257,8 +261,9 @@ TEST_F(ShareCache, EachRankCachesItsShareInItsOwnFolder) {
                 fs::copy_options::overwrite_existing);
   dist::SoloCommunicator solo(1, 2);
   EXPECT_THAT([&] { open_local(r, plan, {1, 2}, &solo); },
-              ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("holds the share of rank 0 of 2 (mesh 2x1), not of rank 1 of 2"),
-                                                    HasSubstr("another mesh's folder"))));
+              ::testing::ThrowsMessage<Error>(
+                  AllOf(HasSubstr("holds the share of rank 0 of 2 (mesh 2x1), not of rank 1 of 2"),
+                        HasSubstr("another mesh's folder"))));
 }
 
 // The rank's resident memory after loading its share of an 8-/4-bit model and running a pass
