@@ -261,5 +261,19 @@ TEST(MeshCli, SeventyBDoesNotFitOneRankButRunsOnEight) {
   EXPECT_EQ(generated(mesh).size(), 2u);
 }
 
+// A rank running another build of llama3 (the sanitized build beside the plain one, or the
+// other way round: CI builds both, one after the other) ends the job, the builds named on rank 0.
+TEST(MeshCli, ARankRunningAnotherBuildEndsTheJob) {
+  SKIP_WITHOUT_MPI();
+  const fs::path other = fs::path(LLAMA3_SOURCE_DIR) / (kSanitized ? "build" : "build-sanitize") / "llama3";
+  if (!fs::exists(other)) GTEST_SKIP() << "no other build at " << other.string();
+  const std::string args = kGenerate + " --mesh 2x1";
+  const CommandResult r = run_command(mpirun("-np 1 " + cli() + args + " : -np 1 " + other.string() + args));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.exit_code, 124) << "the job hung until timeout killed it";
+  EXPECT_THAT(r.err, HasSubstr("rank 1 could not open its share of the model: it runs llama3 0.1 built"));
+  EXPECT_THAT(r.err, HasSubstr("every rank needs the same build"));
+}
+
 }  // namespace
 }  // namespace llama3::testing
