@@ -68,44 +68,41 @@ std::string MpiWorld::processor_name() const {
   return std::string(name, static_cast<size_t>(length));
 }
 
+namespace {
+
+// MPI_Comm_split of the world (a collective call of every rank), wrapped as a Communicator; null
+// for a rank whose color is MPI_UNDEFINED.
+std::unique_ptr<Communicator> split_world(int color, int key, MpiLimits limits) {
+  MPI_Comm comm = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split(MPI_COMM_WORLD, color, key, &comm), "MPI_Comm_split");
+  if (comm == MPI_COMM_NULL) return nullptr;
+  const int set = MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);  // inherited; explicit all the same
+  if (set != MPI_SUCCESS) {
+    MPI_Comm_free(&comm);
+    check_mpi(set, "MPI_Comm_set_errhandler");
+  }
+  try {
+    return std::make_unique<MpiCommunicator>(comm, limits);
+  } catch (...) {
+    MPI_Comm_free(&comm);
+    throw;
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<Communicator> MpiWorld::tensor_group(MeshShape mesh, MpiLimits limits) {
   // The same answer on every rank (the world size is the same), so no rank is left in the split.
   check_world_fits(mesh, size_);
   const MeshPlace place = place_in_mesh(mesh, rank_);
-  MPI_Comm group = MPI_COMM_NULL;
   // Ordered by tensor rank, which is the world order within the group.
-  check_mpi(MPI_Comm_split(MPI_COMM_WORLD, place.data_group, place.tensor_rank, &group), "MPI_Comm_split");
-  const int set = MPI_Comm_set_errhandler(group, MPI_ERRORS_RETURN);  // inherited; explicit all the same
-  if (set != MPI_SUCCESS) {
-    MPI_Comm_free(&group);
-    check_mpi(set, "MPI_Comm_set_errhandler");
-  }
-  try {
-    return std::make_unique<MpiCommunicator>(group, limits);
-  } catch (...) {
-    MPI_Comm_free(&group);
-    throw;
-  }
+  return split_world(place.data_group, place.tensor_rank, limits);
 }
 
 std::unique_ptr<Communicator> MpiWorld::group_leaders(MeshShape mesh) {
   check_world_fits(mesh, size_);
   const MeshPlace place = place_in_mesh(mesh, rank_);
-  MPI_Comm leaders = MPI_COMM_NULL;
-  check_mpi(MPI_Comm_split(MPI_COMM_WORLD, place.tensor_rank == 0 ? 0 : MPI_UNDEFINED, place.data_group, &leaders),
-            "MPI_Comm_split");
-  if (leaders == MPI_COMM_NULL) return nullptr;
-  const int set = MPI_Comm_set_errhandler(leaders, MPI_ERRORS_RETURN);
-  if (set != MPI_SUCCESS) {
-    MPI_Comm_free(&leaders);
-    check_mpi(set, "MPI_Comm_set_errhandler");
-  }
-  try {
-    return std::make_unique<MpiCommunicator>(leaders, MpiLimits{});
-  } catch (...) {
-    MPI_Comm_free(&leaders);
-    throw;
-  }
+  return split_world(place.tensor_rank == 0 ? 0 : MPI_UNDEFINED, place.data_group, MpiLimits{});
 }
 
 int MpiWorld::ranks_sharing_my_cpus() {
@@ -144,26 +141,6 @@ MpiWorld::MpiWorld() { no_mpi(); }
 MpiWorld::~MpiWorld() = default;
 std::string MpiWorld::processor_name() const { no_mpi(); }
 std::unique_ptr<Communicator> MpiWorld::tensor_group(MeshShape, MpiLimits) { no_mpi(); }
-std::unique_ptr<Communicator> MpiWorld::group_leaders(MeshShape mesh) {
-  check_world_fits(mesh, size_);
-  const MeshPlace place = place_in_mesh(mesh, rank_);
-  MPI_Comm leaders = MPI_COMM_NULL;
-  check_mpi(MPI_Comm_split(MPI_COMM_WORLD, place.tensor_rank == 0 ? 0 : MPI_UNDEFINED, place.data_group, &leaders),
-            "MPI_Comm_split");
-  if (leaders == MPI_COMM_NULL) return nullptr;
-  const int set = MPI_Comm_set_errhandler(leaders, MPI_ERRORS_RETURN);
-  if (set != MPI_SUCCESS) {
-    MPI_Comm_free(&leaders);
-    check_mpi(set, "MPI_Comm_set_errhandler");
-  }
-  try {
-    return std::make_unique<MpiCommunicator>(leaders, MpiLimits{});
-  } catch (...) {
-    MPI_Comm_free(&leaders);
-    throw;
-  }
-}
-
 int MpiWorld::ranks_sharing_my_cpus() { no_mpi(); }
 std::unique_ptr<Communicator> MpiWorld::group_leaders(MeshShape) { no_mpi(); }
 void MpiWorld::abort(int exit_code) { std::_Exit(exit_code); }

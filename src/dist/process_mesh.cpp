@@ -22,7 +22,6 @@ struct ProcessMesh {
   std::unique_ptr<Communicator> world_group;
   std::map<std::string, std::unique_ptr<Communicator>> groups;  // by mesh name
   MeshShape job_mesh;
-  bool leaders_made = false;
   std::unique_ptr<Communicator> leaders;  // of job_mesh's groups; null on other ranks
   LocalCommunicator local;
 };
@@ -99,18 +98,13 @@ void create_job_groups() {
   ProcessMesh& s = state();
   const std::lock_guard lock(s.mu);
   s.leaders = mpi(s).group_leaders(mesh);
-  s.leaders_made = true;
 }
 
 Communicator& group_leaders() {
   ProcessMesh& s = state();
   if (!launched_by_mpirun()) return s.local;
   const std::lock_guard lock(s.mu);
-  if (!s.leaders_made) {
-    s.leaders = mpi(s).group_leaders(s.job_mesh);
-    s.leaders_made = true;
-  }
-  check(s.leaders != nullptr, "group_leaders: this rank leads no data-parallel group");
+  check(s.leaders != nullptr, "group_leaders: this rank leads no data-parallel group of the job's mesh");
   return *s.leaders;
 }
 

@@ -38,7 +38,7 @@ void create_job_groups();
 
 // The leaders of the job mesh's data-parallel groups (tensor rank 0 of each, by group): they
 // each run the command on their group's share of the users (the demo), and exchange results
-// over this. Created by a collective call of every rank on first use; throws on other ranks.
+// over this. Made by create_job_groups; throws on the other ranks.
 Communicator& group_leaders();
 
 // Ends every rank of the job with `exit_code` (MPI_Abort): a fatal error on one rank must not
