@@ -40,8 +40,8 @@ SamplingOptions sampling_options(const std::string& json_text) {
   return {p.temperature, p.top_p, p.top_k, p.seed};
 }
 
-nlohmann::json user_to_json(size_t index, const DemoUser& u) {
-  return {{"index", index},          {"prompt_index", u.prompt_index},   {"prompt", u.prompt},
+nlohmann::json user_to_json(const DemoUser& u) {
+  return {{"index", u.id},          {"prompt_index", u.prompt_index},   {"prompt", u.prompt},
           {"prompt_tokens", u.prompt_tokens}, {"text", u.text},      {"error", u.error},
           {"generated", u.result.generated}, {"stop_reason", u.result.stop_reason}, {"ttft_ms", u.result.ttft_ms},
           {"preemptions", u.result.preemptions}, {"recycles", u.result.recycles}};
@@ -66,10 +66,9 @@ DemoUser user_from_json(const nlohmann::json& j) {
 // The data-parallel groups' leaders exchange their users' results; rank 0 (group 0) puts every
 // user in its place in `run` and returns true with one summary per group; the others return
 // false (rank 0 prints).
-bool gather_groups(DemoRun& run, const std::vector<size_t>& group_users, size_t n_users, int group,
-                   nlohmann::json& summaries) {
+bool gather_groups(DemoRun& run, size_t n_users, int group, nlohmann::json& summaries) {
   nlohmann::json mine = {{"group", group}, {"users", nlohmann::json::array()}};
-  for (size_t i = 0; i < run.users.size(); ++i) mine["users"].push_back(user_to_json(group_users[i], run.users[i]));
+  for (const DemoUser& u : run.users) mine["users"].push_back(user_to_json(u));
   const nlohmann::json summary = summary_json(run);
   mine["decode_tokens_per_s_per_user"] = summary["decode_tokens_per_s_per_user"];
   mine["decode_tokens_per_s"] = summary["decode_tokens_per_s"];
@@ -173,7 +172,6 @@ int run_demo(const DemoOptions& o) {
 
   std::string model_name, optimizations;
   int64_t n_layers = 0;
-  std::vector<size_t> group_users;  // this group's users, by their index among all users
   {
     Engine engine(eo);
     const ModelInfo& info = engine.model_info();
@@ -202,7 +200,6 @@ int run_demo(const DemoOptions& o) {
           place.data_group) {
         continue;  // another data-parallel group's user
       }
-      group_users.push_back(u);
       DemoUser user;
       user.id = u;
       user.prompt_index = u % specs.size();
@@ -256,7 +253,7 @@ int run_demo(const DemoOptions& o) {
   run.peak_rss = runtime::peak_rss_bytes();
   nlohmann::json group_summaries = nlohmann::json::array();
   if (groups > 1) {
-    if (!gather_groups(run, group_users, n_users, place.data_group, group_summaries)) return 0;  // rank 0 prints
+    if (!gather_groups(run, n_users, place.data_group, group_summaries)) return 0;  // rank 0 prints
   }
 
   if (!o.stress_test) {

@@ -193,12 +193,9 @@ class WeightBuilder {
 void build_weights(const ModelConfig& c, ModelWeights& w, WeightBuilder& b, const TensorNames& n,
                    const PrecisionMap& p) {
   const ShardPlan& s = w.shard;
-  const int64_t hd = c.head_dim;
-  const int64_t q_dim = c.n_heads * hd;
-  const int64_t kv_dim = c.n_kv_heads * hd;
+  const int64_t q_dim = c.n_heads * c.head_dim;
+  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
   const Slice all_dim{0, c.dim};
-  const Slice q_rows{s.q_heads.begin * hd, s.q_heads.size * hd};
-  const Slice kv_rows{s.kv_heads.begin * hd, s.kv_heads.size * hd};
   const bool hf = n.style == NameStyle::HuggingFace;
   if (c.tied_embeddings) {
     w.tok_embeddings = w.output = b.matrix(n.embed, c.vocab_size, c.dim, 0, p.lm_head, 0, s.vocab, all_dim);
@@ -211,10 +208,10 @@ void build_weights(const ModelConfig& c, ModelWeights& w, WeightBuilder& b, cons
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights& L = w.layers[static_cast<size_t>(l)];
     auto name = [&](LayerTensor t) { return n.layer(l, t); };
-    L.wq = b.matrix(name(LayerTensor::Wq), q_dim, c.dim, 0, p.wqkv, hf ? c.n_heads : 0, q_rows, all_dim);
-    L.wk = b.matrix(name(LayerTensor::Wk), kv_dim, c.dim, 0, p.wqkv, hf ? c.n_kv_heads : 0, kv_rows, all_dim);
-    L.wv = b.matrix(name(LayerTensor::Wv), kv_dim, c.dim, 0, p.wqkv, 0, kv_rows, all_dim);
-    L.wo = b.matrix(name(LayerTensor::Wo), c.dim, q_dim, 1, p.wo, 0, all_dim, q_rows);
+    L.wq = b.matrix(name(LayerTensor::Wq), q_dim, c.dim, 0, p.wqkv, hf ? c.n_heads : 0, s.q_rows, all_dim);
+    L.wk = b.matrix(name(LayerTensor::Wk), kv_dim, c.dim, 0, p.wqkv, hf ? c.n_kv_heads : 0, s.kv_rows, all_dim);
+    L.wv = b.matrix(name(LayerTensor::Wv), kv_dim, c.dim, 0, p.wqkv, 0, s.kv_rows, all_dim);
+    L.wo = b.matrix(name(LayerTensor::Wo), c.dim, q_dim, 1, p.wo, 0, all_dim, s.q_rows);
     L.w1 = b.matrix(name(LayerTensor::W1), c.ffn_dim, c.dim, 0, p.ff1_3, 0, s.ffn, all_dim);
     L.w3 = b.matrix(name(LayerTensor::W3), c.ffn_dim, c.dim, 0, p.ff1_3, 0, s.ffn, all_dim);
     L.w2 = b.matrix(name(LayerTensor::W2), c.dim, c.ffn_dim, 1, p.ff2, 0, all_dim, s.ffn);

@@ -184,12 +184,9 @@ LoadedCheckpoint load_gguf_checkpoint(const fs::path& path, std::optional<int64_
     return v;
   };
 
-  const int64_t hd = c.head_dim;
-  const int64_t q_dim = c.n_heads * hd;
-  const int64_t kv_dim = c.n_kv_heads * hd;
+  const int64_t q_dim = c.n_heads * c.head_dim;
+  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
   const Slice all_dim{0, c.dim};
-  const Slice q_rows{s.q_heads.begin * hd, s.q_heads.size * hd};
-  const Slice kv_rows{s.kv_heads.begin * hd, s.kv_heads.size * hd};
   if (c.tied_embeddings) {
     w.tok_embeddings = w.output = matrix(kGgufEmbed, c.vocab_size, c.dim, precision.lm_head, s.vocab, all_dim);
   } else {
@@ -201,10 +198,10 @@ LoadedCheckpoint load_gguf_checkpoint(const fs::path& path, std::optional<int64_
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights& L = w.layers[static_cast<size_t>(l)];
     auto name = [&](LayerTensor t) { return gguf_layer_tensor_name(l, t); };
-    L.wq = matrix(name(LayerTensor::Wq), q_dim, c.dim, precision.wqkv, q_rows, all_dim);
-    L.wk = matrix(name(LayerTensor::Wk), kv_dim, c.dim, precision.wqkv, kv_rows, all_dim);
-    L.wv = matrix(name(LayerTensor::Wv), kv_dim, c.dim, precision.wqkv, kv_rows, all_dim);
-    L.wo = matrix(name(LayerTensor::Wo), c.dim, q_dim, precision.wo, all_dim, q_rows);
+    L.wq = matrix(name(LayerTensor::Wq), q_dim, c.dim, precision.wqkv, s.q_rows, all_dim);
+    L.wk = matrix(name(LayerTensor::Wk), kv_dim, c.dim, precision.wqkv, s.kv_rows, all_dim);
+    L.wv = matrix(name(LayerTensor::Wv), kv_dim, c.dim, precision.wqkv, s.kv_rows, all_dim);
+    L.wo = matrix(name(LayerTensor::Wo), c.dim, q_dim, precision.wo, all_dim, s.q_rows);
     L.w1 = matrix(name(LayerTensor::W1), c.ffn_dim, c.dim, precision.ff1_3, s.ffn, all_dim);
     L.w3 = matrix(name(LayerTensor::W3), c.ffn_dim, c.dim, precision.ff1_3, s.ffn, all_dim);
     L.w2 = matrix(name(LayerTensor::W2), c.dim, c.ffn_dim, precision.ff2, all_dim, s.ffn);

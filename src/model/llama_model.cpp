@@ -254,7 +254,8 @@ void LlamaModel::gather_candidates(int64_t rows, std::vector<float>& logits) {
   // ties); NaN counts as the largest, so a NaN still reaches the sampler, which refuses it.
   ensure(s_.candidates, rows * static_cast<int64_t>(k));
   ensure(s_.gathered_candidates, rows * static_cast<int64_t>(k) * p.ranks);
-  std::vector<int32_t> order(static_cast<size_t>(p.vocab.size));
+  std::vector<int32_t>& order = s_.candidate_order;
+  order.resize(static_cast<size_t>(p.vocab.size));
   auto key = [](float v) { return std::isnan(v) ? std::numeric_limits<float>::infinity() : v; };
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = s_.local_logits.data() + r * p.vocab.size;

@@ -130,6 +130,7 @@ class LlamaModel {
       int32_t id;
     };
     std::vector<Candidate> candidates, gathered_candidates;  // [rows][k] of this rank, of all ranks
+    std::vector<int32_t> candidate_order;  // a row's vocabulary slice, ordered while selecting
     std::vector<int64_t> pos;        // position of each token
     std::vector<int32_t> item_of;    // batch item of each token
   } s_;

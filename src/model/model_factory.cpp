@@ -84,7 +84,7 @@ size_t estimated_weight_bytes(const ModelConfig& c, const PrecisionMap& p) {
 }
 
 size_t estimated_weight_bytes(const ModelConfig& c, const PrecisionMap& p, const ShardPlan& s) {
-  const int64_t q = s.q_heads.size * c.head_dim, kv = s.kv_heads.size * c.head_dim, f = s.ffn.size;
+  const int64_t q = s.q_rows.size, kv = s.kv_rows.size, f = s.ffn.size;
   const size_t layer = matrix_bytes(p.wqkv, q, c.dim) + 2 * matrix_bytes(p.wqkv, kv, c.dim) +
                        matrix_bytes(p.wo, c.dim, q) + 2 * matrix_bytes(p.ff1_3, f, c.dim) +
                        matrix_bytes(p.ff2, c.dim, f);

@@ -52,12 +52,9 @@ ModelWeights random_weights(const ModelConfig& c, uint64_t seed, const Precision
 ModelWeights random_weights(const ModelConfig& c, uint64_t seed, const PrecisionMap& p, const ShardPlan& shard) {
   ModelWeights w;
   w.shard = shard;
-  const int64_t hd = c.head_dim;
-  const int64_t q_dim = c.n_heads * hd;
-  const int64_t kv_dim = c.n_kv_heads * hd;
+  const int64_t q_dim = c.n_heads * c.head_dim;
+  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
   const Slice all_dim{0, c.dim};
-  const Slice q_rows{shard.q_heads.begin * hd, shard.q_heads.size * hd};
-  const Slice kv_rows{shard.kv_heads.begin * hd, shard.kv_heads.size * hd};
   uint64_t stream = mix(seed);
   auto next = [&] { return stream = mix(stream); };
   constexpr double kEmbeddingStd = 0.02;
@@ -71,10 +68,10 @@ ModelWeights random_weights(const ModelConfig& c, uint64_t seed, const Precision
   auto inv_sqrt = [](int64_t n) { return 1.0 / std::sqrt(static_cast<double>(n)); };
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (auto& layer : w.layers) {
-    layer.wq = random_matrix(w, q_dim, c.dim, q_rows, all_dim, inv_sqrt(c.dim), next(), p.wqkv);
-    layer.wk = random_matrix(w, kv_dim, c.dim, kv_rows, all_dim, inv_sqrt(c.dim), next(), p.wqkv);
-    layer.wv = random_matrix(w, kv_dim, c.dim, kv_rows, all_dim, inv_sqrt(c.dim), next(), p.wqkv);
-    layer.wo = random_matrix(w, c.dim, q_dim, all_dim, q_rows, inv_sqrt(q_dim), next(), p.wo);
+    layer.wq = random_matrix(w, q_dim, c.dim, shard.q_rows, all_dim, inv_sqrt(c.dim), next(), p.wqkv);
+    layer.wk = random_matrix(w, kv_dim, c.dim, shard.kv_rows, all_dim, inv_sqrt(c.dim), next(), p.wqkv);
+    layer.wv = random_matrix(w, kv_dim, c.dim, shard.kv_rows, all_dim, inv_sqrt(c.dim), next(), p.wqkv);
+    layer.wo = random_matrix(w, c.dim, q_dim, all_dim, shard.q_rows, inv_sqrt(q_dim), next(), p.wo);
     layer.w1 = random_matrix(w, c.ffn_dim, c.dim, shard.ffn, all_dim, inv_sqrt(c.dim), next(), p.ff1_3);
     layer.w3 = random_matrix(w, c.ffn_dim, c.dim, shard.ffn, all_dim, inv_sqrt(c.dim), next(), p.ff1_3);
     layer.w2 = random_matrix(w, c.dim, c.ffn_dim, all_dim, shard.ffn, inv_sqrt(c.ffn_dim), next(), p.ff2);

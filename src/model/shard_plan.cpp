@@ -38,6 +38,8 @@ ShardPlan shard_plan(const ModelConfig& c, int rank, int ranks) {
   }
   check(c.ffn_dim % n == 0 && (c.ffn_dim / n) % 32 == 0,
         "cannot split the MLP width {} over {} ranks: each rank's share must be a multiple of 32", c.ffn_dim, n);
+  p.q_rows = {p.q_heads.begin * c.head_dim, p.q_heads.size * c.head_dim};
+  p.kv_rows = {p.kv_heads.begin * c.head_dim, p.kv_heads.size * c.head_dim};
   p.ffn = {r * (c.ffn_dim / n), c.ffn_dim / n};
   check(p.q_heads.size * c.head_dim % 32 == 0,
         "cannot split {} query heads of width {} over {} ranks: each rank's {} columns of wo must be a multiple of 32",

@@ -26,6 +26,8 @@ struct ShardPlan {
   int ranks = 1;
   Slice q_heads;   // query heads of this rank
   Slice kv_heads;  // kv heads of this rank (one replicated head when ranks > n_kv_heads)
+  Slice q_rows;    // the query heads' rows of wq (and columns of wo): q_heads x head_dim
+  Slice kv_rows;   // the kv heads' rows of wk and wv: kv_heads x head_dim
   Slice ffn;       // rows of w1/w3, columns of w2
   Slice vocab;     // rows of the embedding and the LM head (the same slice when tied)
   int64_t vocab_stride = 0;  // the largest rank's vocab slice: gathered logits are padded to it

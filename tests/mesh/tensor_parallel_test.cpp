@@ -62,6 +62,19 @@ Trace run(LlamaModel& m, const ModelConfig& kv_config) {
   return t;
 }
 
+// The largest |got - want| over the first n values, and the largest |want| there.
+struct Deviation {
+  double max_diff = 0, max_abs = 0;
+};
+Deviation deviation(const std::vector<float>& got, const std::vector<float>& want, size_t n) {
+  Deviation d;
+  for (size_t i = 0; i < n; ++i) {
+    d.max_diff = std::max(d.max_diff, static_cast<double>(std::fabs(got[i] - want[i])));
+    d.max_abs = std::max(d.max_abs, static_cast<double>(std::fabs(want[i])));
+  }
+  return d;
+}
+
 struct Case {
   bool gqa, tied;
   const char* mode;
@@ -91,11 +104,7 @@ TEST_P(TensorParallel, MatchesTheWholeModelAndRepeatsBitwise) {
 
   ASSERT_EQ(got.logits.size(), expected.logits.size());
   EXPECT_EQ(got.generated, expected.generated) << plan.describe();
-  double max_diff = 0, max_abs = 0;
-  for (size_t i = 0; i < got.logits.size(); ++i) {
-    max_diff = std::max(max_diff, static_cast<double>(std::fabs(got.logits[i] - expected.logits[i])));
-    max_abs = std::max(max_abs, static_cast<double>(std::fabs(expected.logits[i])));
-  }
+  const auto [max_diff, max_abs] = deviation(got.logits, expected.logits, got.logits.size());
   // Summing partial products per rank changes the fp32 rounding order only: ~1e-6 relative in
   // bf16 mode. The 8-/4-bit modes quantize each layer's input per 32-wide block, and an input
   // that moved by that rounding can land on the other side of a rounding step: a few 1e-3.
@@ -132,12 +141,7 @@ TEST(TensorParallel, Bf16PayloadStaysCloseToTheWholeModelAndRepeats) {
   const Trace got = run(shard, shard_kv_config(c, plan));
   const Trace again = run(shard, shard_kv_config(c, plan));
   ASSERT_EQ(got.logits.size(), expected.logits.size());
-  double max_diff = 0, max_abs = 0;
-  const size_t prefill_values = 14 * static_cast<size_t>(c.vocab_size);
-  for (size_t i = 0; i < prefill_values; ++i) {
-    max_diff = std::max(max_diff, static_cast<double>(std::fabs(got.logits[i] - expected.logits[i])));
-    max_abs = std::max(max_abs, static_cast<double>(std::fabs(expected.logits[i])));
-  }
+  const auto [max_diff, max_abs] = deviation(got.logits, expected.logits, 14 * static_cast<size_t>(c.vocab_size));
   EXPECT_LE(max_diff, 3e-2 * max_abs);
   std::printf("bf16 payload on %d ranks: prefill logits within %.2g of the largest\n", group.size(), max_diff / max_abs);
   if (group.size() == 1) {
