@@ -9,6 +9,14 @@ namespace llama3::kernels {
 // y = x / sqrt(mean(x^2) + eps) * w  (sum of squares in double: n is up to 8192).
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
 
+// y = (x - mean(x)) / sqrt(var(x) + eps) * w + b, torch's LayerNorm (the vision encoder's);
+// mean and variance in double.
+void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps);
+
+// x[i] = x[i] / 2 * (1 + erf(x[i] / sqrt(2))): the exact GELU (torch's default, the vision
+// encoder's MLP). std::erf per value: the encoder's products cost ~100 times more.
+void gelu(float* x, int64_t n);
+
 // gate[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + exp(-z)); exp as vector_exp.h.
 void silu_mul(float* gate, const float* up, int64_t n);
 void silu_mul_scalar(float* gate, const float* up, int64_t n);

@@ -57,3 +57,35 @@ TEST(Elementwise, AllFinite) {
 
 }  // namespace
 }  // namespace llama3::kernels
+
+namespace llama3::kernels {
+namespace {
+
+TEST(Elementwise, LayerNormMatchesTheDefinition) {
+  const std::vector<float> x = {1.0f, 2.0f, 4.0f, -3.0f, 0.5f};
+  const std::vector<float> w = {1.0f, 0.5f, -2.0f, 1.5f, 1.0f};
+  const std::vector<float> b = {0.0f, 1.0f, 0.25f, -1.0f, 3.0f};
+  std::vector<float> y(5);
+  layernorm(x.data(), w.data(), b.data(), y.data(), 5, 1e-5f);
+  double mean = 0, var = 0;
+  for (float v : x) mean += v / 5.0;
+  for (float v : x) var += (v - mean) * (v - mean) / 5.0;
+  for (size_t i = 0; i < 5; ++i) {
+    // fp32 output of a double computation: within one rounding of the definition.
+    EXPECT_NEAR(y[i], (x[i] - mean) / std::sqrt(var + 1e-5) * w[i] + b[i], 1e-6) << i;
+  }
+}
+
+TEST(Elementwise, GeluIsTheExactErfForm) {
+  std::vector<float> x = {-6.0f, -1.0f, -0.1f, 0.0f, 0.3f, 1.0f, 2.5f, 8.0f};
+  const std::vector<float> in = x;
+  gelu(x.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = 0.5 * in[i] * (1.0 + std::erf(in[i] / std::sqrt(2.0)));
+    // float erf: within a few ulp; the tanh approximation would be off by up to 1e-3 here.
+    EXPECT_NEAR(x[i], want, 2e-6 * std::max(1.0, std::abs(want))) << in[i];
+  }
+}
+
+}  // namespace
+}  // namespace llama3::kernels
