@@ -127,6 +127,26 @@ def main() -> None:
     put("server_request", "completion_text", 1, json.dumps({"prompt": "Once upon a time", "max_tokens": 8}).encode())
     put("server_request", "completion_tokens", 1, json.dumps({"prompt": [128000, 791, 6460], "n": 1}).encode())
 
+    image_seeds()
+
+
+def image_seeds() -> None:
+    """Images (no selector byte): a palette PNG with transparency, an interlaced 16-bit RGBA PNG
+    and a progressive JPEG, all tiny, made by Pillow and the tests' PNG writer."""
+    import numpy as np
+    from PIL import Image
+    from mllama_image import pattern, write_png
+    rgb = pattern(13, 7, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).quantize(8).save(buffer, "PNG", transparency=1)
+    put("image", "palette_png", None, buffer.getvalue())
+    path = os.path.join(TMP, "rgba16.png")
+    write_png(path, np.concatenate([rgb, rgb[:, :, :1]], 2).astype(np.uint16) * 257, 16, 6, interlace=True)
+    put("image", "rgba16_interlaced_png", None, read(path))
+    buffer = io.BytesIO()
+    Image.fromarray(pattern(17, 9, 1)).save(buffer, "JPEG", quality=50, progressive=True)
+    put("image", "progressive_jpeg", None, buffer.getvalue())
+
 
 def bytes_to_unicode_char(b: int) -> str:
     """GPT-2's byte-level alphabet: printable bytes stand for themselves, the rest are shifted."""

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:?usage: fuzz/run.sh BUILD_DIR SECONDS}
 seconds=${2:?usage: fuzz/run.sh BUILD_DIR SECONDS}
-names=${FUZZ_ONLY:-"safetensors pth gguf tokenizer_files json_inputs server_request"}
+names=${FUZZ_ONLY:-"safetensors pth gguf tokenizer_files json_inputs server_request image"}
 declare -A dict=([json_inputs]=json [server_request]=json [tokenizer_files]=json [safetensors]=json [gguf]=gguf)
 mkdir -p "$build/fuzz-artifacts" "$build/fuzz-logs"
 status=0

@@ -8,6 +8,8 @@ APT_PACKAGES=(
   build-essential cmake pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libcurl4-openssl-dev
+  # Image input of the vision model: PNG and JPEG decoding (src/vision/).
+  libpng-dev libjpeg62-turbo-dev
   # HTTP for `llama3 serve` (Debian builds it as a library with its pkg-config file).
   libcpp-httplib-dev
   # Line editing for `llama3 chat` (BSD-licensed, readline's API); tmux drives it in the tests.
@@ -21,6 +23,9 @@ APT_PACKAGES=(
   openmpi-bin libopenmpi-dev
   # Test references: torch for the forward pass (OpenBLAS or torch runs ~40x slower), numpy for torch.
   python3 python3-torch python3-numpy libopenblas0-pthread
+  # Test reference for image decoding and Meta's image transform (tests/reference/mllama_image.py):
+  # Pillow, whose decoders and BILINEAR resize our output must match bit for bit.
+  python3-pil
 )
 
 # Node.js runs the JavaScript tokenizer references. Debian's nodejs/npm only where no node/npm
