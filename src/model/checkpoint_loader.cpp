@@ -21,6 +21,8 @@
 #include "model/matrix_convert.h"
 #include "model/matrix_slice.h"
 #include "model/tensor_names.h"
+#include "model/vision_checkpoint.h"
+#include "model/weight_builder.h"
 
 namespace llama3::model {
 
@@ -78,120 +80,12 @@ CheckpointFormat detect_checkpoint_format(const fs::path& path) {
 
 namespace {
 
-// Where a tensor's parts come from: one part, or one per model-parallel shard.
-using PartFinder = std::function<std::vector<const TensorInfo*>(const std::string& name)>;
-
-std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
-
-float element(const TensorInfo& t, int64_t i) {
-  const std::byte* p = t.data.data();
-  switch (t.dtype) {
-    case DType::BF16: { uint16_t v; std::memcpy(&v, p + 2 * i, 2); return bf16_to_f32(v); }
-    case DType::F16: { uint16_t v; std::memcpy(&v, p + 2 * i, 2); return f16_to_f32(v); }
-    case DType::F32: { float v; std::memcpy(&v, p + 4 * i, 4); return v; }
-    default: return 0.0f;
-  }
-}
-
-uint16_t element_bf16(const TensorInfo& t, int64_t i) {
-  if (t.dtype == DType::BF16) {
-    uint16_t v;
-    std::memcpy(&v, t.data.data() + 2 * i, 2);
-    return v;
-  }
-  return f32_to_bf16(element(t, i));
-}
-
-void check_float(const TensorInfo& t) {
-  check(t.dtype == DType::BF16 || t.dtype == DType::F16 || t.dtype == DType::F32,
-        "tensor {} has dtype {}; expected BF16, F16 or F32", t.name, dtype_name(t.dtype));
-}
-
-class WeightBuilder {
- public:
-  WeightBuilder(ModelWeights& w, PartFinder find) : w_(w), find_(std::move(find)) {}
-
-  // Rows `rs` and columns `cs` (a rank's share; the whole by default) of a [rows][cols] matrix
-  // stored as parts concatenated along `concat_dim`, in the format `precision` gives;
-  // `permuted_heads` > 0 un-permutes Hugging Face q/k rows (head_dim = rows / permuted_heads;
-  // the permutation stays inside a head, and a share holds whole heads).
-  Matrix matrix(const std::string& name, int64_t rows, int64_t cols, int concat_dim, MatrixPrecision precision,
-                int64_t permuted_heads, Slice rs, Slice cs) {
-    const auto parts = find_(name);
-    int64_t total_rows = 0, total_cols = 0;
-    for (const TensorInfo* p : parts) {
-      check_float(*p);
-      check(p->shape.size() == 2, "tensor {} has shape {}; expected 2 dimensions", name, shape_str(p->shape));
-      if (concat_dim == 0) {
-        total_rows += p->shape[0];
-        total_cols = p->shape[1];
-        check(p->shape[1] == cols, "tensor {} has shape {}; expected [{}, {}]", name, shape_str(p->shape),
-              rows / static_cast<int64_t>(parts.size()), cols);
-      } else {
-        total_cols += p->shape[1];
-        total_rows = p->shape[0];
-        check(p->shape[0] == rows, "tensor {} has shape {}; expected [{}, {}]", name, shape_str(p->shape), rows,
-              cols / static_cast<int64_t>(parts.size()));
-      }
-    }
-    check(total_rows == rows && total_cols == cols, "tensor {} has shape [{}, {}] (over {} shard(s)); expected [{}, {}]",
-          name, total_rows, total_cols, parts.size(), rows, cols);
-    const TensorInfo& first = *parts.front();
-    if (parts.size() == 1 && permuted_heads == 0) {
-      const GgmlType type = first.dtype == DType::BF16 ? GgmlType::BF16
-                            : first.dtype == DType::F16 ? GgmlType::F16 : GgmlType::F32;
-      return convert_window({name, type, first.data.data(), rows, cols}, rs, cs, precision, w_);  // in place when it can
-    }
-    // Merged shards or permuted rows: a bf16 copy of the window first, then the precision's format.
-    AlignedBuffer scratch(static_cast<size_t>(rs.size * cs.size) * 2);
-    uint16_t* dst = reinterpret_cast<uint16_t*>(scratch.data());
-    const int64_t head_dim = permuted_heads > 0 ? rows / permuted_heads : 0;
-    parallel_for(static_cast<size_t>(rs.size), [&](size_t r0, size_t r1) {
-      for (int64_t r = static_cast<int64_t>(r0); r < static_cast<int64_t>(r1); ++r) {
-        const int64_t meta_row = rs.begin + r;
-        const int64_t src_row = permuted_heads > 0 ? hf_row_of_meta_row(meta_row, head_dim) : meta_row;
-        uint16_t* out = dst + r * cs.size;
-        if (concat_dim == 0) {
-          int64_t row = src_row;
-          size_t part = 0;
-          while (row >= parts[part]->shape[0]) row -= parts[part++]->shape[0];
-          for (int64_t c = 0; c < cs.size; ++c) out[c] = element_bf16(*parts[part], row * cols + cs.begin + c);
-        } else {
-          int64_t c0 = 0;  // the part's first column in the whole matrix
-          for (const TensorInfo* p : parts) {
-            const int64_t pc = p->shape[1];
-            const int64_t lo = std::max(c0, cs.begin), hi = std::min(c0 + pc, cs.end());
-            for (int64_t c = lo; c < hi; ++c) out[c - cs.begin] = element_bf16(*p, src_row * pc + (c - c0));
-            c0 += pc;
-          }
-        }
-      }
-    });
-    const SourceMatrix src{name, GgmlType::BF16, scratch.data(), rs.size, cs.size};
-    Matrix m = convert_scratch(std::move(scratch), src, precision, w_);
-    for (const TensorInfo* p : parts) MappedFile::release_pages(p->data);  // copied: the file's pages are not needed
-    return m;
-  }
-
-  // A [n] vector (norms are replicated across shards: the first copy is used).
-  std::vector<float> vector(const std::string& name, int64_t n) {
-    const TensorInfo& t = *find_(name).front();
-    check_float(t);
-    check(t.shape.size() == 1 && t.shape[0] == n, "tensor {} has shape {}; expected [{}]", name, shape_str(t.shape), n);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = element(t, i);
-    return v;
-  }
-
- private:
-  ModelWeights& w_;
-  PartFinder find_;
-};
-
 // Meta splits these along dim 0 across model-parallel shards, wo/w2 along dim 1. A rank of a
 // mesh builds only its share (shard_plan.h) of each matrix.
+// `embed_rows`: the embedding table's rows in the file (Hugging Face's mllama has the image
+// token's rows after the vocabulary; only the vocabulary's are read here).
 void build_weights(const ModelConfig& c, ModelWeights& w, WeightBuilder& b, const TensorNames& n,
-                   const PrecisionMap& p) {
+                   const PrecisionMap& p, int64_t embed_rows) {
   const ShardPlan& s = w.shard;
   const int64_t q_dim = c.n_heads * c.head_dim;
   const int64_t kv_dim = c.n_kv_heads * c.head_dim;
@@ -200,7 +94,7 @@ void build_weights(const ModelConfig& c, ModelWeights& w, WeightBuilder& b, cons
   if (c.tied_embeddings) {
     w.tok_embeddings = w.output = b.matrix(n.embed, c.vocab_size, c.dim, 0, p.lm_head, 0, s.vocab, all_dim);
   } else {
-    w.tok_embeddings = b.matrix(n.embed, c.vocab_size, c.dim, 0, embedding_precision(), 0, s.vocab, all_dim);
+    w.tok_embeddings = b.matrix(n.embed, embed_rows, c.dim, 0, embedding_precision(), 0, s.vocab, all_dim);
     w.output = b.matrix(n.output, c.vocab_size, c.dim, 0, p.lm_head, 0, s.vocab, all_dim);
   }
   w.norm = b.vector(n.norm, c.dim);
@@ -249,20 +143,31 @@ LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> lay
   }
   LoadedCheckpoint out{load_model_config(dir), {}, detect_checkpoint_format(dir)};
   ModelConfig& c = out.config;
+  // A multimodal checkpoint names its text tensors differently, whether or not --layers keeps a
+  // cross-attention layer.
+  const bool multimodal = c.has_vision();
+  const std::vector<int64_t> fusion = c.cross_attention_before;
   if (layers) truncate_layers(c, *layers);
   ModelWeights& w = out.weights;
   w.shard = shard_plan(c, share);
   if (out.format == CheckpointFormat::HuggingFace) {
     auto folder = std::make_shared<io::SafetensorsFolder>(dir);
     w.keep_alive.push_back(folder);
-    // Absent lm_head means tied even when config.json forgets to say so.
-    if (!folder->find(tensor_names(NameStyle::HuggingFace).output)) c.tied_embeddings = true;
-    WeightBuilder b(w, [folder, dir](const std::string& name) {
+    PartFinder raw = [folder, dir](const std::string& name) {
       const TensorInfo* t = folder->find(name);
       check(t != nullptr, "{}: checkpoint lacks tensor {}", dir.string(), name);
       return std::vector<const TensorInfo*>{t};
-    });
-    build_weights(c, w, b, tensor_names(NameStyle::HuggingFace), precision);
+    };
+    // Absent lm_head means tied even when config.json forgets to say so.
+    const char* head = multimodal ? "language_model.lm_head.weight" : tensor_names(NameStyle::HuggingFace).output;
+    if (!folder->find(head)) c.tied_embeddings = true;
+    WeightBuilder b(w, multimodal ? multimodal_text_finder(raw, NameStyle::HuggingFace, fusion) : raw);
+    build_weights(c, w, b, tensor_names(NameStyle::HuggingFace), precision,
+                  multimodal ? c.vocab_size + 8 : c.vocab_size);
+    if (c.has_vision()) {
+      WeightBuilder vision(w, raw);
+      load_vision_parts(c, w, vision, NameStyle::HuggingFace, precision);
+    }
     out.shards = static_cast<int64_t>(folder->shard_count());
     return out;
   }
@@ -282,8 +187,12 @@ LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> lay
     }
   }
   out.shards = static_cast<int64_t>(shards.size());
-  c.tied_embeddings = shards.front()(tensor_names(NameStyle::Meta).output) == nullptr;
-  WeightBuilder b(w, [shards, dir](const std::string& name) {
+  check(!multimodal || shards.size() == 1,
+        "{}: a Meta vision checkpoint in {} shards (only single-file ones, as the 11B's, are read)", dir.string(),
+        shards.size());
+  c.tied_embeddings =
+      shards.front()(multimodal ? "text_model.output.weight" : tensor_names(NameStyle::Meta).output) == nullptr;
+  PartFinder raw = [shards, dir](const std::string& name) {
     std::vector<const TensorInfo*> parts;
     for (size_t i = 0; i < shards.size(); ++i) {
       const TensorInfo* t = shards[i](name);
@@ -291,8 +200,13 @@ LoadedCheckpoint load_checkpoint(const fs::path& dir, std::optional<int64_t> lay
       parts.push_back(t);
     }
     return parts;
-  });
-  build_weights(c, w, b, tensor_names(NameStyle::Meta), precision);
+  };
+  WeightBuilder b(w, multimodal ? multimodal_text_finder(raw, NameStyle::Meta, fusion) : raw);
+  build_weights(c, w, b, tensor_names(NameStyle::Meta), precision, c.vocab_size);
+  if (c.has_vision()) {
+    WeightBuilder vision(w, raw);
+    load_vision_parts(c, w, vision, NameStyle::Meta, precision);
+  }
   return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include "dist/communicator.h"
 #include "kernels/quant_matmul.h"
+#include "model/cross_attention_context.h"
 #include "model/kv_cache.h"
 #include "model/model_config.h"
 #include "model/model_weights.h"
@@ -37,6 +38,15 @@ struct BatchItem {
   // Added to positions for RoPE only (the demo's --start_pos): the cache slots stay 0-based, so
   // a short prompt can be run at large absolute positions without filling the cache before it.
   int64_t rope_offset = 0;
+  // A vision model's request with images: their cross-attention keys and values and who sees
+  // them (image_context()); null for text. Must outlive the call.
+  const CrossAttentionContext* images = nullptr;
+};
+
+// One preprocessed image (vision/image_preprocess.h): [tiles_h * tiles_w][3][tile][tile].
+struct ImageInput {
+  std::span<const float> pixels;
+  int64_t tiles_h = 0, tiles_w = 0;
 };
 
 // On a tensor-parallel mesh every rank of a group holds its share of the weights (shard_plan.h)
@@ -68,6 +78,14 @@ class LlamaModel {
   // figure; kept beside the code that allocates so the two change together).
   static size_t activation_bytes(const ModelConfig& c, int64_t tokens, int64_t logit_rows);
 
+  // A vision model's view of a request's images: runs the image encoder on each, then every
+  // cross-attention layer's key and value projections of the image tokens (once per request, not
+  // per step). `prompt` places them: the image token (config().image_token_id()) marks each
+  // image, in order. Throws llama3::Error when the counts differ, or on a text-only model.
+  CrossAttentionContext image_context(std::span<const ImageInput> images, std::span<const int32_t> prompt);
+  // Seconds the image encoder took in image_context() calls so far (the vision benchmark's figure).
+  double encoder_seconds() const { return encoder_seconds_; }
+
   // Serving on a mesh: rank 0 of the group schedules and calls forward() after lead(), which
   // makes each call first broadcast its batch (batch_broadcast.h); the other ranks call follow(),
   // which runs the same passes on their shards until rank 0 calls release_followers().
@@ -96,6 +114,7 @@ class LlamaModel {
  private:
   void attention_layer(int64_t layer, std::span<const BatchItem> batch, KvCache& cache);
   void ffn_layer(int64_t layer);
+  void cross_layer(int64_t index, std::span<const BatchItem> batch);  // Llama 3.2 Vision's
   void add_residual(int64_t n);  // x += out over the first n values, out summed over the group first
   void embed(std::span<const BatchItem> batch);
   void gather_logits(int64_t rows, std::vector<float>& logits);
@@ -136,6 +155,8 @@ class LlamaModel {
   } s_;
   kernels::QuantizedActivations xq_;  // x quantized for the 8-/4-bit products
   int64_t tokens_ = 0;
+  double encoder_seconds_ = 0.0;
+  std::vector<uint8_t> row_sees_image_;  // cross layers: per token, whether any image is visible
 };
 
 }  // namespace llama3::model

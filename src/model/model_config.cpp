@@ -2,6 +2,7 @@
 
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,17 @@ int64_t llama_ffn_dim(int64_t dim, double ffn_dim_multiplier, int64_t multiple_o
   hidden = 2 * hidden / 3;
   hidden = static_cast<int64_t>(ffn_dim_multiplier * static_cast<double>(hidden));
   return multiple_of * ((hidden + multiple_of - 1) / multiple_of);
+}
+
+std::vector<int64_t> meta_fusion_schedule(int64_t n_layers, int64_t n_cross) {
+  check(n_cross >= 0 && n_cross <= n_layers, "{} cross-attention layers for {} self-attention layers", n_cross,
+        n_layers);
+  std::vector<int64_t> out;
+  if (n_cross == 0) return out;
+  const int64_t k = (n_layers + n_cross - 1) / n_cross;  // llama_layers[::-1][::k][:n_cross][::-1]
+  for (int64_t l = n_layers - 1; l >= 0 && static_cast<int64_t>(out.size()) < n_cross; l -= k) out.push_back(l);
+  std::reverse(out.begin(), out.end());
+  return out;
 }
 
 namespace {
@@ -55,7 +67,12 @@ ModelConfig from_spec(const PresetSpec& s) {
   c.rope_scaling.enabled = true;
   c.rope_scaling.factor = s.rope_factor;
   c.tied_embeddings = s.tied;
-  c.cross_attention_layers = s.cross_attention_layers;
+  if (s.cross_attention_layers > 0) {  // the 11B: Meta's encoder shape (its defaults), 8 extra embeddings
+    c.cross_attention_before = meta_fusion_schedule(c.n_layers, s.cross_attention_layers);
+    c.vision.width = 1280;
+    c.vision.output_dim = c.dim;
+    c.extra_embeddings = 8;
+  }
   return c;
 }
 
@@ -94,6 +111,69 @@ T optional(const json& j, const char* key, T fallback, std::string_view source) 
 
 }  // namespace
 
+ModelConfig config_from_hf_text_config(const json& config, std::string_view source, bool mllama_text);
+
+// Meta's multimodal params.json: the text keys plus vision_chunk_size, vision_max_num_chunks and
+// vision_num_cross_attention_layers. Meta's code hard-codes the encoder (VisionConfig's defaults);
+// the keys vision_width, vision_layers, vision_global_layers, vision_heads, vision_ffn,
+// vision_patch_size and vision_intermediate_layers are ours, for checkpoints of other shapes.
+void meta_vision_config(const json& params, int64_t n_cross, ModelConfig& c, std::string_view source) {
+  vision::VisionConfig& v = c.vision;
+  v.width = optional<int64_t>(params, "vision_width", 1280, source);
+  v.layers = optional<int64_t>(params, "vision_layers", v.layers, source);
+  v.global_layers = optional<int64_t>(params, "vision_global_layers", v.global_layers, source);
+  v.heads = optional<int64_t>(params, "vision_heads", v.heads, source);
+  v.ffn_dim = optional<int64_t>(params, "vision_ffn", 4 * v.width, source);
+  v.patch_size = optional<int64_t>(params, "vision_patch_size", v.patch_size, source);
+  v.tile_size = optional<int64_t>(params, "vision_chunk_size", v.tile_size, source);
+  v.max_tiles = optional<int64_t>(params, "vision_max_num_chunks", v.max_tiles, source);
+  v.intermediate_layers = optional<std::vector<int64_t>>(params, "vision_intermediate_layers", v.intermediate_layers, source);
+  v.output_dim = c.dim;
+  c.cross_attention_before = meta_fusion_schedule(c.n_layers, n_cross);
+  c.extra_embeddings = 8;  // learnable_embedding: max(model-parallel size, 8) rows, 8 in the released files
+}
+
+// Hugging Face's MllamaConfig: text_config (a Llama config whose num_hidden_layers counts the
+// cross-attention layers too, listed in cross_attention_layers) and vision_config.
+ModelConfig config_from_mllama_config(const json& config, std::string_view source) {
+  check(config.contains("text_config") && config["text_config"].is_object() && config.contains("vision_config") &&
+            config["vision_config"].is_object(),
+        "{}: an mllama config needs text_config and vision_config objects", source);
+  const json& t = config["text_config"];
+  const json& vc = config["vision_config"];
+  ModelConfig c = config_from_hf_text_config(t, source, true);
+  const auto cross = required<std::vector<int64_t>>(t, "cross_attention_layers", source);
+  check(!cross.empty() && std::is_sorted(cross.begin(), cross.end()) && cross.front() >= 0 &&
+            cross.back() < c.n_layers && std::adjacent_find(cross.begin(), cross.end()) == cross.end(),
+        "{}: cross_attention_layers must be increasing layer indices below num_hidden_layers {}", source, c.n_layers);
+  // HF layer x_j (the j-th cross layer) runs before Meta's self-attention layer x_j - j.
+  for (size_t j = 0; j < cross.size(); ++j) c.cross_attention_before.push_back(cross[j] - static_cast<int64_t>(j));
+  c.n_layers -= static_cast<int64_t>(cross.size());
+  vision::VisionConfig& v = c.vision;
+  v.width = required<int64_t>(vc, "hidden_size", source);
+  v.layers = required<int64_t>(vc, "num_hidden_layers", source);
+  v.global_layers = required<int64_t>(vc, "num_global_layers", source);
+  v.heads = required<int64_t>(vc, "attention_heads", source);
+  v.ffn_dim = required<int64_t>(vc, "intermediate_size", source);
+  v.patch_size = required<int64_t>(vc, "patch_size", source);
+  v.tile_size = required<int64_t>(vc, "image_size", source);
+  v.max_tiles = optional<int64_t>(vc, "max_num_tiles", 4, source);
+  v.intermediate_layers = required<std::vector<int64_t>>(vc, "intermediate_layers_indices", source);
+  v.norm_eps = optional<double>(vc, "norm_eps", 1e-5, source);
+  v.output_dim = c.dim;
+  const int64_t out_dim = optional<int64_t>(vc, "vision_output_dim", v.features(), source);
+  check(out_dim == v.features(), "{}: vision_output_dim {} is not hidden_size x (1 + intermediate layers) = {}",
+        source, out_dim, v.features());
+  const int64_t image_token = optional<int64_t>(config, "image_token_index", c.vocab_size, source);
+  check(image_token == c.vocab_size, "{}: image_token_index {} is not vocab_size {} (the first extra embedding)",
+        source, image_token, c.vocab_size);
+  c.extra_embeddings = 8;
+  c.validate();
+  c.name = identify_preset(c);
+  return c;
+}
+
+
 void ModelConfig::validate() const {
   check(dim > 0 && n_layers > 0 && n_heads > 0 && n_kv_heads > 0 && ffn_dim > 0 && vocab_size > 0,
         "model config: dim, n_layers, n_heads, n_kv_heads, ffn_dim and vocab_size must be positive");
@@ -110,6 +190,20 @@ void ModelConfig::validate() const {
         "model config: {} RoPE frequency divisors for head_dim {} (expected {})", rope_freq_divisors.size(), head_dim,
         head_dim / 2);
   for (double d : rope_freq_divisors) check(d > 0 && std::isfinite(d), "model config: RoPE frequency divisor {} must be positive", d);
+  for (size_t i = 0; i < cross_attention_before.size(); ++i) {
+    check(cross_attention_before[i] >= 0 && cross_attention_before[i] < n_layers &&
+              (i == 0 || cross_attention_before[i] > cross_attention_before[i - 1]),
+          "model config: cross-attention layers must sit before increasing self-attention layers 0..{}", n_layers - 1);
+  }
+  check(has_vision() == !cross_attention_before.empty(),
+        "model config: a vision encoder needs cross-attention layers and the reverse");
+  check(extra_embeddings >= 0 && (!has_vision() || extra_embeddings >= 1),
+        "model config: a vision model needs the image token's embedding row");
+  if (has_vision()) {
+    check(vision.output_dim == dim, "model config: the vision projection's width {} is not the model's {}",
+          vision.output_dim, dim);
+    vision.validate();
+  }
   if (rope_scaling.enabled) {
     check(rope_scaling.factor >= 1.0, "model config: rope scaling factor {} must be >= 1",
           rope_scaling.factor);
@@ -151,7 +245,8 @@ std::string identify_preset(const ModelConfig& config) {
     const ModelConfig c = from_spec(p);
     if (c.dim == config.dim && c.n_heads == config.n_heads && c.n_kv_heads == config.n_kv_heads &&
         c.ffn_dim == config.ffn_dim && c.vocab_size == config.vocab_size &&
-        c.n_layers == config.n_layers && c.cross_attention_layers == config.cross_attention_layers) {
+        c.n_layers == config.n_layers && c.cross_attention_before == config.cross_attention_before &&
+        c.vision.width == config.vision.width) {
       return c.name;
     }
   }
@@ -176,7 +271,8 @@ ModelConfig config_from_meta_params(const json& params, std::string_view source)
   check(multiple_of > 0, "{}: multiple_of must be positive", source);
   const double multiplier = optional<double>(params, "ffn_dim_multiplier", 1.0, source);
   c.ffn_dim = llama_ffn_dim(c.dim, multiplier, multiple_of);
-  c.cross_attention_layers = optional<int64_t>(params, "vision_num_cross_attention_layers", 0, source);
+  const int64_t n_cross = optional<int64_t>(params, "vision_num_cross_attention_layers", 0, source);
+  if (n_cross > 0) meta_vision_config(params, n_cross, c, source);
   // Llama 3.0 has no "use_scaled_rope" and an 8k context.
   c.rope_scaling.enabled = optional<bool>(params, "use_scaled_rope", false, source);
   if (c.rope_scaling.enabled) {
@@ -199,17 +295,18 @@ ModelConfig config_from_meta_params(const json& params, std::string_view source)
 }
 
 ModelConfig config_from_hf_config(const json& config, std::string_view source) {
+  return config_from_hf_text_config(config, source, false);
+}
+
+ModelConfig config_from_hf_text_config(const json& config, std::string_view source, bool mllama_text) {
   check(config.is_object(), "{}: expected a JSON object", source);
   const std::string model_type = optional<std::string>(config, "model_type", "", source);
-  if (model_type == "mllama") {
-    fail("{}: Llama 3.2 Vision (mllama) checkpoints are not supported yet; the text decoder runs "
-         "as preset Llama-3.2-11B-Vision with random weights", source);
-  }
+  if (model_type == "mllama") return config_from_mllama_config(config, source);
   bool is_llama = model_type == "llama";
   if (config.contains("architectures") && config["architectures"].is_array()) {
     for (const auto& a : config["architectures"]) is_llama |= a == "LlamaForCausalLM";
   }
-  check(is_llama, "{}: unsupported architecture (model_type \"{}\"); expected LlamaForCausalLM",
+  check(is_llama || mllama_text, "{}: unsupported architecture (model_type \"{}\"); expected LlamaForCausalLM",
         source, model_type);
   ModelConfig c;
   c.dim = required<int64_t>(config, "hidden_size", source);
@@ -243,8 +340,10 @@ ModelConfig config_from_hf_config(const json& config, std::string_view source) {
     c.rope_scaling.original_max_position =
         optional<int64_t>(rs, "original_max_position_embeddings", 8192, source);
   }
-  c.validate();
-  c.name = identify_preset(c);
+  if (!mllama_text) {
+    c.validate();
+    c.name = identify_preset(c);
+  }
   return c;
 }
 
@@ -270,6 +369,13 @@ void truncate_layers(ModelConfig& config, int64_t n) {
   check(n >= 1 && n <= config.n_layers, "--layers {} is out of range: {} has {} layers", n,
         config.name, config.n_layers);
   config.n_layers = n;
+  // The cross-attention layers that run before a kept self-attention layer stay.
+  auto& cross = config.cross_attention_before;
+  cross.erase(std::remove_if(cross.begin(), cross.end(), [n](int64_t l) { return l >= n; }), cross.end());
+  if (cross.empty()) {  // no cross-attention layer left: what remains is a text model
+    config.vision = {};
+    config.extra_embeddings = 0;
+  }
 }
 
 }  // namespace llama3::model

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "vision/vision_config.h"
+
 namespace llama3::model {
 
 // Llama 3.1 RoPE frequency scaling ("rope_type": "llama3"). Llama 3.0 has none.
@@ -38,11 +40,20 @@ struct ModelConfig {
   std::vector<double> rope_freq_divisors;
   bool tied_embeddings = false;
   int64_t max_seq_len = 131072;
-  // Llama 3.2 11B Vision: the text decoder's cross-attention layers (their count). They attend
-  // to image features only; for text-only input they contribute nothing (Meta's reference masks
-  // their output to zero for rows without an image), so the engine runs the self-attention layers
-  // and marks these as not loaded. The vision issue adds them.
-  int64_t cross_attention_layers = 0;
+  // Llama 3.2 Vision: the text decoder's cross-attention layers, each given by the index of the
+  // self-attention layer it runs just before (Meta's fusion schedule; Hugging Face numbers the
+  // layers of both kinds together and is mapped to this), and the image encoder's shape
+  // (vision.width 0: a text-only model). The image token is vocab_size: its embedding is row 0 of
+  // `extra_embeddings` rows beyond the vocabulary (Meta's learnable_embedding; Hugging Face's
+  // embed_tokens rows vocab_size..), and the LM head still has vocab_size rows.
+  std::vector<int64_t> cross_attention_before;
+  vision::VisionConfig vision;
+  int64_t extra_embeddings = 0;
+
+  bool has_vision() const { return vision.enabled(); }
+  int64_t image_token_id() const { return vocab_size; }
+  int64_t embedding_rows() const { return vocab_size + extra_embeddings; }
+  int64_t cross_layers() const { return static_cast<int64_t>(cross_attention_before.size()); }
 
   // Throws llama3::Error when a value is missing or inconsistent.
   void validate() const;
@@ -50,6 +61,10 @@ struct ModelConfig {
   int64_t weight_bytes_bf16() const;
   int64_t parameter_count() const;
 };
+
+// Meta's fusion schedule (CrossAttentionTransformerText._init_fusion_schedule): n_cross layers
+// spread evenly from the last self-attention layer down, e.g. 3, 7, ..., 31 for 8 of 32.
+std::vector<int64_t> meta_fusion_schedule(int64_t n_layers, int64_t n_cross);
 
 // Meta's rule: hidden = 4*dim, two thirds of it, times ffn_dim_multiplier, rounded up to
 // multiple_of.

@@ -90,7 +90,19 @@ size_t estimated_weight_bytes(const ModelConfig& c, const PrecisionMap& p, const
                        matrix_bytes(p.ff2, c.dim, f);
   const size_t head = matrix_bytes(p.lm_head, s.vocab.size, c.dim);
   const size_t embedding = c.tied_embeddings ? 0 : static_cast<size_t>(s.vocab.size * c.dim) * 2;
-  return static_cast<size_t>(c.n_layers) * layer + head + embedding;
+  // A vision model's cross-attention layers (the self-attention layer's matrices, on one rank)
+  // and image encoder (bf16 matrices; fp32 embeddings, the tile ones per canvas).
+  size_t vision = 0;
+  if (c.has_vision()) {
+    const vision::VisionConfig& v = c.vision;
+    const int64_t d = v.width, layers = v.layers + v.global_layers;
+    const int64_t canvases = static_cast<int64_t>(vision::tile_canvases(v.max_tiles).size());
+    vision = static_cast<size_t>(c.cross_layers()) * layer +
+             static_cast<size_t>(layers * (4 * d * d + 2 * d * v.ffn_dim) * 2 + v.features() * c.dim * 2) +
+             static_cast<size_t>(canvases * v.max_tiles * (v.tokens_per_tile() + 2) * d * 4 +
+                                 v.tokens_per_tile() * d * 4 + c.extra_embeddings * c.dim * 4);
+  }
+  return static_cast<size_t>(c.n_layers) * layer + head + embedding + vision;
 }
 
 ModelPlan plan_model(const ModelRequest& request) {
@@ -110,6 +122,9 @@ ModelPlan plan_model(const ModelRequest& request) {
   plan.precision = requested_precision(request, gguf);
   plan.config = plan.dir ? checkpoint_config(*plan.dir) : preset(request.preset);
   if (request.layers) truncate_layers(plan.config, *request.layers);
+  check(!plan.config.has_vision() || dist::parse_mesh(request.mesh).ranks() == 1,
+        "{} is a vision model: it runs on one rank (--mesh {} asks for {})", plan.config.name, request.mesh,
+        dist::parse_mesh(request.mesh).ranks());
   // Throws here, before anything loads, when the model does not split over the mesh.
   plan.share = shard_plan(plan.config, 0, dist::parse_mesh(request.mesh).tensor);
   plan.kv_config = shard_kv_config(plan.config, plan.share);
@@ -132,7 +147,9 @@ OpenedModel open_local(const ModelRequest& request, const ModelPlan& plan, Share
 
   std::optional<LoadedCheckpoint> loaded;
   CacheLocation where;
-  if (request.weight_cache) {
+  // Vision models are not cached yet: the cache file holds the text model's matrices only.
+  const bool use_cache = request.weight_cache && !plan.config.has_vision();
+  if (use_cache) {
     where = cache_location({dir, request.preset, request.seed, request.layers, request.mesh, share}, out.precision);
     for (const fs::path& path : {where.path, where.fallback_path}) {
       std::string warning;
@@ -144,7 +161,7 @@ OpenedModel open_local(const ModelRequest& request, const ModelPlan& plan, Share
       }
     }
   } else {
-    out.cache = "off";
+    out.cache = request.weight_cache ? "off (vision models are not cached)" : "off";
   }
   if (!loaded) {
     {
@@ -153,7 +170,7 @@ OpenedModel open_local(const ModelRequest& request, const ModelPlan& plan, Share
                                         static_cast<double>(plan.config.parameter_count()) / share.ranks);
       loaded = load_source(dir, request, out.precision, share);
     }
-    if (!request.weight_cache) {
+    if (!use_cache) {
       // nothing to write
     } else if (!worth_caching(loaded->weights, !dir)) {
       out.cache = "not needed";

@@ -11,6 +11,7 @@
 
 #include "kernels/weight_format.h"
 #include "model/shard_plan.h"
+#include "vision/vision_weights.h"
 
 namespace llama3::model {
 
@@ -28,6 +29,17 @@ struct LayerWeights {
   Matrix wq, wk, wv, wo;  // [n_heads*hd][dim], [n_kv*hd][dim] x2, [dim][n_heads*hd]
   Matrix w1, w3, w2;      // gate [ffn][dim], up [ffn][dim], down [dim][ffn]
   std::vector<float> attention_norm, ffn_norm;  // [dim]
+};
+
+// Llama 3.2 Vision's cross-attention layer (Meta's CrossAttentionTransformerBlock): queries from
+// the text, keys and values from the image tokens (no RoPE), q and k RMS-normed per head, the
+// attention and the MLP each added through a tanh gate.
+struct CrossLayerWeights {
+  Matrix wq, wk, wv, wo;  // [n_heads*hd][dim], [n_kv*hd][dim] x2 (wk/wv read the image tokens), [dim][n_heads*hd]
+  Matrix w1, w3, w2;
+  std::vector<float> attention_norm, ffn_norm;  // [dim]
+  std::vector<float> q_norm, k_norm;            // [head_dim]
+  float gate_attn = 0.0f, gate_ffn = 0.0f;      // tanh applied when used
 };
 
 // Bytes aligned to 64 (a cache line, and the widest vector load), owned.
@@ -54,6 +66,12 @@ struct ModelWeights {
   Matrix output;          // [vocab][dim]; the same bytes as tok_embeddings when tied
   std::vector<LayerWeights> layers;
   std::vector<float> norm;  // [dim]
+  // Vision models only: the cross-attention layers (config.cross_attention_before gives where
+  // each runs), the embeddings of the ids from vocab_size on ([extra_embeddings][dim]; the image
+  // token's is row 0) and the image encoder.
+  std::vector<CrossLayerWeights> cross_layers;
+  std::vector<float> extra_embeddings;
+  vision::VisionWeights vision;
 
   // Owners of the bytes the matrices point to.
   std::vector<AlignedBuffer> buffers;

@@ -79,6 +79,39 @@ ModelWeights random_weights(const ModelConfig& c, uint64_t seed, const Precision
     layer.ffn_norm.assign(static_cast<size_t>(c.dim), 1.0f);
   }
   w.norm.assign(static_cast<size_t>(c.dim), kFinalNormWeight);
+  if (c.has_vision()) {
+    check(shard.ranks == 1, "vision models run on one rank (a mesh of {} was asked for)", shard.ranks);
+    auto to_floats = [](const Matrix& m) {
+      std::vector<float> v(static_cast<size_t>(m.rows * m.cols));
+      for (int64_t r = 0; r < m.rows; ++r) matrix_row_f32(m, r, v.data() + r * m.cols);
+      return v;
+    };
+    // The extra rows (the image token's) as the vocabulary's; each a function of the seed.
+    ModelWeights scratch;
+    w.extra_embeddings = to_floats(random_matrix(scratch, c.extra_embeddings, c.dim, {0, c.extra_embeddings}, all_dim,
+                                                 kEmbeddingStd, next(), embedding_precision()));
+    auto gate = [&] {  // uniform in [-1, 1]: a released model's gates are far from 0
+      const uint64_t bits = mix(next());
+      return static_cast<float>(bits >> 40) * 0x1p-23f - 1.0f;
+    };
+    for (size_t i = 0; i < c.cross_attention_before.size(); ++i) {
+      CrossLayerWeights x;
+      x.wq = random_matrix(w, q_dim, c.dim, {0, q_dim}, all_dim, inv_sqrt(c.dim), next(), p.wqkv);
+      x.wk = random_matrix(w, kv_dim, c.dim, {0, kv_dim}, all_dim, inv_sqrt(c.dim), next(), p.wqkv);
+      x.wv = random_matrix(w, kv_dim, c.dim, {0, kv_dim}, all_dim, inv_sqrt(c.dim), next(), p.wqkv);
+      x.wo = random_matrix(w, c.dim, q_dim, all_dim, {0, q_dim}, inv_sqrt(q_dim), next(), p.wo);
+      x.w1 = random_matrix(w, c.ffn_dim, c.dim, {0, c.ffn_dim}, all_dim, inv_sqrt(c.dim), next(), p.ff1_3);
+      x.w3 = random_matrix(w, c.ffn_dim, c.dim, {0, c.ffn_dim}, all_dim, inv_sqrt(c.dim), next(), p.ff1_3);
+      x.w2 = random_matrix(w, c.dim, c.ffn_dim, all_dim, {0, c.ffn_dim}, inv_sqrt(c.ffn_dim), next(), p.ff2);
+      x.attention_norm.assign(static_cast<size_t>(c.dim), 1.0f);
+      x.ffn_norm.assign(static_cast<size_t>(c.dim), 1.0f);
+      x.q_norm.assign(static_cast<size_t>(c.head_dim), 1.0f);
+      x.k_norm.assign(static_cast<size_t>(c.head_dim), 1.0f);
+      x.gate_attn = gate(), x.gate_ffn = gate();
+      w.cross_layers.push_back(std::move(x));
+    }
+    w.vision = vision::random_vision_weights(c.vision, next());
+  }
   return w;
 }
 

@@ -22,7 +22,7 @@ using kernels::WeightFormat;
 namespace {
 
 // Bumped whenever what the cache holds or how it is laid out changes: old caches are rebuilt.
-constexpr int kCacheVersion = 1;
+constexpr int kCacheVersion = 2;  // 2: cross_attention_before replaces a count
 constexpr uint32_t kCacheAlignment = 64;
 constexpr const char* kKeyKey = "llama3.cache.key";
 constexpr const char* kConfigKey = "llama3.cache.config";
@@ -56,7 +56,7 @@ json config_to_json(const ModelConfig& c) {
           {"rope_scaling", {c.rope_scaling.enabled, c.rope_scaling.factor, c.rope_scaling.low_freq_factor,
                             c.rope_scaling.high_freq_factor, c.rope_scaling.original_max_position}},
           {"rope_freq_divisors", c.rope_freq_divisors}, {"tied_embeddings", c.tied_embeddings},
-          {"max_seq_len", c.max_seq_len}, {"cross_attention_layers", c.cross_attention_layers}};
+          {"max_seq_len", c.max_seq_len}, {"cross_attention_before", c.cross_attention_before}};
 }
 
 ModelConfig config_from_json(const json& j) {
@@ -77,7 +77,9 @@ ModelConfig config_from_json(const json& j) {
   c.rope_freq_divisors = j.at("rope_freq_divisors").get<std::vector<double>>();
   c.tied_embeddings = j.at("tied_embeddings").get<bool>();
   c.max_seq_len = j.at("max_seq_len").get<int64_t>();
-  c.cross_attention_layers = j.at("cross_attention_layers").get<int64_t>();
+  // Vision models are not cached (model_factory.cpp): a cached model has no cross-attention layers.
+  c.cross_attention_before = j.at("cross_attention_before").get<std::vector<int64_t>>();
+  check(c.cross_attention_before.empty(), "a weight cache never holds a vision model");
   c.validate();
   return c;
 }

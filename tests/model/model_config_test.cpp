@@ -32,7 +32,7 @@ TEST(ModelConfig, PresetsHaveThePublishedShapes) {
   EXPECT_EQ(p8.rope_scaling.factor, 8.0);
   EXPECT_EQ(preset("Llama-3.1-70B").ffn_dim, 28672);
   EXPECT_EQ(preset("Llama-3.3-70B").n_layers, 80);
-  EXPECT_EQ(preset("Llama-3.2-11B-Vision").cross_attention_layers, 8);
+  EXPECT_EQ(preset("Llama-3.2-11B-Vision").cross_attention_before, (std::vector<int64_t>{3, 7, 11, 15, 19, 23, 27, 31}));
   for (const auto& name : preset_names()) {
     const ModelConfig c = preset(name);
     EXPECT_EQ(c.vocab_size, 128256);
