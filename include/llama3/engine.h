@@ -104,6 +104,9 @@ struct SamplingOptions {
 struct ChatMessage {
   std::string role;  // system | user | assistant
   std::string content;
+  // Vision models: how many of the request's images come at the start of this message's content
+  // (Meta's chat format puts the image items before the text; each becomes one <|image|> token).
+  int images = 0;
 };
 
 struct GenerationRequest {
@@ -112,6 +115,11 @@ struct GenerationRequest {
   std::vector<int32_t> prompt_tokens;
   std::optional<std::string> prompt_text;
   std::vector<ChatMessage> messages;
+  // Vision models (Llama 3.2 11B Vision): PNG or JPEG file contents, one per <|image|> of the
+  // prompt, in order. Token ids mark each with the image token (ModelInfo::image_token_id); a text
+  // with "<|image|>" where each goes, or with none (all images right after the BOS); chat messages
+  // with ChatMessage::images.
+  std::vector<std::string> images;
 
   SamplingOptions sampling;
   int64_t max_tokens = 128;            // generated tokens at most (>= 1)
@@ -187,6 +195,9 @@ struct ModelInfo {
   int64_t n_layers = 0;
   int64_t vocab_size = 0;
   int64_t max_seq_len = 0; // the engine's limit per request
+  bool vision = false;      // takes images (GenerationRequest::images)
+  int64_t image_token_id = -1;  // the <|image|> token of a vision model (vocab_size: 128256)
+  int64_t max_images = 0;       // images per request
   std::string weights;     // random | instruct | general
   std::string format;      // random | meta | huggingface | gguf
   std::string optimizations;     // the precision mode: performance | accuracy | bf16 | native

@@ -14,9 +14,13 @@
 #include "core/timer.h"
 #include "model/kv_cache.h"
 #include "model/llama_model.h"
+#include "model/model_factory.h"
 #include "model/model_source.h"
 #include "runtime/logit_stats.h"
+#include "tokenizer/chat_format.h"
 #include "tokenizer/tokenizer.h"
+#include "vision/image_decode.h"
+#include "vision/image_preprocess.h"
 
 namespace llama3::apps {
 namespace {
@@ -25,6 +29,7 @@ struct GenerateOptions {
   ModelOptions model;
   std::string tokens;
   std::optional<std::string> prompt;
+  std::vector<std::string> images;  // vision models: PNG/JPEG files, one per image token
   bool chat = false;
   std::optional<std::string> tokenizer;
   int64_t max_generated_tokens = 16;
@@ -37,15 +42,23 @@ struct GenerateOptions {
 constexpr int32_t kStopIds[] = {128001, 128008, 128009};
 
 // The prompt's token ids: --tokens as given, or --prompt TEXT encoded (with one BOS, or in the
-// chat format with --chat).
+// chat format with --chat). With --image, a prompt text holds "<|image|>" where each goes (or
+// none: they follow the BOS, or open the user's message in the chat format), token ids the image
+// token (the model's vocab_size, 128256 for the 11B).
 std::vector<int32_t> prompt_tokens(const GenerateOptions& o, std::optional<tokenizer::Tokenizer>& tok) {
   check(o.tokens.empty() != !o.prompt.has_value(), "give the prompt with either --tokens \"128000,2028,374\" or --prompt TEXT");
   if (!o.prompt) return parse_token_list(o.tokens);
   const auto dir = o.model.weights == "random" ? std::nullopt : model::resolve_model_dir(o.model.model_dir);
   tok.emplace(runtime::load_tokenizer(o.tokenizer ? std::optional<std::filesystem::path>(*o.tokenizer) : std::nullopt, dir));
-  if (!o.chat) return tok->encode(*o.prompt, true, false);
-  const tokenizer::ChatMessage dialog[] = {{"user", *o.prompt}};
-  return tokenizer::encode_dialog(*tok, dialog);
+  // The image token is the vocabulary's size (128256 for the 11B), from the model's config.
+  const int32_t image_token =
+      o.images.empty() ? -1 : static_cast<int32_t>(model::plan_model(o.model.request()).config.image_token_id());
+  if (!o.chat) {
+    if (o.images.empty()) return tok->encode(*o.prompt, true, false);
+    return tokenizer::encode_prompt_with_images(*tok, *o.prompt, image_token, o.images.size());
+  }
+  const tokenizer::ChatMessage dialog[] = {{"user", *o.prompt, static_cast<int>(o.images.size())}};
+  return tokenizer::encode_dialog(*tok, dialog, true, image_token);
 }
 
 int run_generate(const GenerateOptions& o) {
@@ -72,8 +85,18 @@ int run_generate(const GenerateOptions& o) {
   model::LlamaModel& m = *opened.model;
   const model::ModelConfig& c = m.config();
   for (int32_t id : prompt) {
-    check(id < c.vocab_size, "token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
+    check(id < c.vocab_size || (c.has_vision() && id == c.image_token_id()),
+          "token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
   }
+  // Images: decoded and preprocessed here, encoded once; every pass of the request sees them.
+  check(o.images.empty() || c.has_vision(), "{} is a text-only model: --image needs a vision model "
+        "(Llama-3.2-11B-Vision)", c.name);
+  std::vector<vision::ImageTiles> tiles;
+  for (const std::string& path : o.images) tiles.push_back(vision::preprocess_image(vision::load_image(path), c.vision.tile_size, c.vision.max_tiles));
+  std::vector<model::ImageInput> inputs;
+  for (const vision::ImageTiles& t : tiles) inputs.push_back({t.pixels, t.tiles_h, t.tiles_w});
+  const model::CrossAttentionContext images = m.image_context(inputs, prompt);
+  const model::CrossAttentionContext* images_ptr = inputs.empty() ? nullptr : &images;
   const int64_t total = static_cast<int64_t>(prompt.size()) + o.max_generated_tokens;
   check(total <= c.max_seq_len, "prompt ({}) + max_generated_tokens ({}) exceeds the context of {} tokens",
         prompt.size(), o.max_generated_tokens, c.max_seq_len);
@@ -90,7 +113,7 @@ int run_generate(const GenerateOptions& o) {
   for (size_t begin = 0; begin < prompt.size(); begin += static_cast<size_t>(o.prefill_chunk)) {
     const size_t end = std::min(prompt.size(), begin + static_cast<size_t>(o.prefill_chunk));
     const model::BatchItem item{std::span(prompt).subspan(begin, end - begin), static_cast<int64_t>(begin), table,
-                                o.logits_all};
+                                o.logits_all, 0, images_ptr};
     m.forward({&item, 1}, cache, logits);
     if (o.logits_all) all_logits.insert(all_logits.end(), logits.begin(), logits.end());
     progress.advance(static_cast<double>(end - begin));
@@ -114,7 +137,8 @@ int run_generate(const GenerateOptions& o) {
     }
     if (i + 1 == o.max_generated_tokens) break;
     const model::BatchItem item{std::span(&generated.back(), 1),
-                                static_cast<int64_t>(prompt.size() + generated.size()) - 1, table, false};
+                                static_cast<int64_t>(prompt.size() + generated.size()) - 1, table, false, 0,
+                                images_ptr};
     m.forward({&item, 1}, cache, logits);
     next = argmax(logits);
   }
@@ -146,9 +170,11 @@ int run_generate(const GenerateOptions& o) {
   nlohmann::json result = {{"prompt", prompt}, {"generated", generated}, {"stop_reason", stop_reason}};
   if (tok) result["text"] = tok->decode(generated);
   fmt::print("{}\n", result.dump());
-  fmt::print(stderr, "model {} ({}, {} layers), load {:.2f} s, prefill {} tokens {:.3f} s, decode {} tokens {:.3f} s\n",
+  fmt::print(stderr, "model {} ({}, {} layers), load {:.2f} s, prefill {} tokens {:.3f} s, decode {} tokens {:.3f} s{}\n",
              c.name, opened.format, c.n_layers, opened.load_seconds, prompt.size(), prefill_s, generated.size(),
-             decode_s);
+             decode_s,
+             inputs.empty() ? std::string()
+                            : fmt::format(", image encoder {} image(s) {:.3f} s", inputs.size(), m.encoder_seconds()));
   return 0;
 }
 
@@ -159,6 +185,10 @@ const CommandRegistrar kRegistrar{
       app.add_option("--tokens", o->tokens, "prompt token ids, e.g. \"128000,2028,374\"");
       app.add_option("--prompt", o->prompt, "prompt text (encoded with one BOS; see --chat)");
       app.add_flag("--chat", o->chat, "with --prompt: wrap it in the Llama 3 chat format");
+      app.add_option("--image", o->images,
+                     "vision models: a PNG or JPEG file, one per image (repeat the flag); the prompt marks each with "
+                     "<|image|> (text) or the image token 128256 (--tokens), or they open the prompt")
+          ->check(CLI::ExistingFile);
       app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or tokenizer.model (default: with the weights, else built-in)");
       app.add_option("--max_generated_tokens", o->max_generated_tokens, "tokens to generate")
           ->check(CLI::NonNegativeNumber)

@@ -18,6 +18,8 @@
 #include "runtime/scheduler.h"
 #include "runtime/tokenizer_location.h"
 #include "tokenizer/chat_format.h"
+#include "vision/image_decode.h"
+#include "vision/image_preprocess.h"
 
 namespace llama3 {
 
@@ -26,6 +28,9 @@ namespace {
 // The model's end-of-turn tokens: <|end_of_text|>, <|eom_id|>, <|eot_id|>.
 constexpr int32_t kEndOfTurnIds[] = {128001, 128008, 128009};
 constexpr int kMaxTopLogprobs = 20;
+// Images per request of a vision model. Each costs an encoder run and its cross-attention keys
+// and values for the request's life (~420 MB for a 4-tile image on the 11B).
+constexpr int kMaxImages = 4;
 
 [[noreturn]] void invalid(const std::string& message) {
   throw EngineError(EngineError::Kind::invalid_request, message);
@@ -58,6 +63,7 @@ struct Engine::Impl {
   std::optional<tokenizer::Tokenizer> tok;
   std::string tokenizer_error;  // why there is no tokenizer (text prompts are refused)
   std::unique_ptr<runtime::Scheduler> sched;
+  vision::VisionConfig vision;  // a vision model's tiles, for preprocessing images
   ModelInfo info;
 
   mutable std::mutex mu;
@@ -197,6 +203,10 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
     info.kv_cache_bytes = d.sched->kv_cache_bytes();
     info.load_seconds = d.opened.load_seconds;
     info.weight_cache = d.opened.cache;
+    info.vision = c.has_vision();
+    info.image_token_id = c.has_vision() ? c.image_token_id() : -1;
+    info.max_images = c.has_vision() ? kMaxImages : 0;
+    d.vision = c.vision;
   } catch (const EngineError&) {
     throw;
   } catch (const std::exception& e) {
@@ -226,15 +236,19 @@ std::vector<int32_t> Engine::encode_prompt(const GenerationRequest& r) const {
   if (!r.prompt_tokens.empty()) return r.prompt_tokens;
   if (!d.tok) invalid("text prompts need a tokenizer: " + d.tokenizer_error);
   try {
-    if (r.prompt_text) return d.tok->encode(*r.prompt_text, true, false);
+    const auto image_token = static_cast<int32_t>(d.info.image_token_id);
+    if (r.prompt_text) {
+      if (!d.info.vision) return d.tok->encode(*r.prompt_text, true, false);
+      return tokenizer::encode_prompt_with_images(*d.tok, *r.prompt_text, image_token, r.images.size());
+    }
     std::vector<tokenizer::ChatMessage> dialog;
     for (const ChatMessage& m : r.messages) {
       if (m.role != "system" && m.role != "user" && m.role != "assistant" && m.role != "ipython" && m.role != "tool") {
         invalid("unknown chat role \"" + m.role + "\" (system, user, assistant, tool)");
       }
-      dialog.push_back({m.role == "tool" ? "ipython" : m.role, m.content});
+      dialog.push_back({m.role == "tool" ? "ipython" : m.role, m.content, m.images});
     }
-    return tokenizer::encode_dialog(*d.tok, dialog);
+    return tokenizer::encode_dialog(*d.tok, dialog, true, image_token);
   } catch (const EngineError&) {
     throw;
   } catch (const std::exception& e) {
@@ -256,8 +270,32 @@ uint64_t Engine::submit(GenerationRequest request, RequestCallbacks callbacks) {
   std::vector<int32_t> prompt = encode_prompt(request);
   const int64_t vocab = d.info.vocab_size;
   if (prompt.empty()) invalid("the prompt is empty");
+  int64_t image_tokens = 0;
   for (int32_t id : prompt) {
+    if (id == d.info.image_token_id) {
+      ++image_tokens;
+      continue;
+    }
     if (id < 0 || id >= vocab) invalid(fmt::format("token id {} is outside the vocabulary (0..{})", id, vocab - 1));
+  }
+  if (!d.info.vision && !request.images.empty()) invalid(fmt::format("{} is a text-only model: it takes no images", d.info.name));
+  if (image_tokens != static_cast<int64_t>(request.images.size())) {
+    invalid(fmt::format("the prompt has {} image tokens (<|image|>) for {} images: each image needs one", image_tokens,
+                        request.images.size()));
+  }
+  if (static_cast<int64_t>(request.images.size()) > d.info.max_images) {
+    invalid(fmt::format("{} images in one request; the model takes at most {}", request.images.size(), d.info.max_images));
+  }
+  std::vector<vision::ImageTiles> images;
+  for (size_t i = 0; i < request.images.size(); ++i) {
+    try {
+      const std::string& bytes = request.images[i];
+      const vision::RgbImage rgb = vision::decode_image(std::as_bytes(std::span(bytes.data(), bytes.size())),
+                                                         fmt::format("image {}", i + 1));
+      images.push_back(vision::preprocess_image(rgb, d.vision.tile_size, d.vision.max_tiles));
+    } catch (const std::exception& e) {
+      invalid(e.what());
+    }
   }
   if (static_cast<int64_t>(prompt.size()) >= d.info.max_seq_len) {
     invalid(fmt::format("the prompt has {} tokens; the context is {} (prompt + at least one generated token)",
@@ -293,6 +331,7 @@ uint64_t Engine::submit(GenerationRequest request, RequestCallbacks callbacks) {
   if (!request.ignore_eos) r.stop_tokens.insert(r.stop_tokens.end(), std::begin(kEndOfTurnIds), std::end(kEndOfTurnIds));
   r.top_logprobs = request.top_logprobs;
   r.reuse_all_cached_blocks = request.reuse_all_cached_blocks;
+  r.images = std::move(images);
   if (callbacks.on_token) {
     r.on_token = [cb = std::move(callbacks.on_token)](const runtime::ScheduledToken& t) {
       TokenEvent ev;

@@ -24,6 +24,7 @@ struct Scheduler::Sequence {
   bool ever_started = false;  // the prompt's cache hit has been counted
   bool done = false;
   ScheduledResult result;
+  std::unique_ptr<model::CrossAttentionContext> images;  // kept across preemptions
 };
 
 namespace {
@@ -108,10 +109,21 @@ void Scheduler::admit(std::unique_ptr<Sequence> seq) {
   if (tok_ && !s.decoder) s.decoder.emplace(*tok_);
   s.started = false;
   running_.push_back(std::move(seq));
+  if (!s.req.images.empty() && !s.images) {
+    try {
+      std::vector<model::ImageInput> inputs;
+      for (const vision::ImageTiles& t : s.req.images) inputs.push_back({t.pixels, t.tiles_h, t.tiles_w});
+      s.images = std::make_unique<model::CrossAttentionContext>(model_.image_context(inputs, s.req.prompt));
+      s.req.images.clear();  // the pixels are not needed any more
+      s.req.images.shrink_to_fit();
+    } catch (const std::exception& e) {
+      finish(s, StopReason::error, e.what());
+    }
+  }
 }
 
 void Scheduler::match_prefix(Sequence& s) {
-  if (!opt_.prefix_caching) return;
+  if (!opt_.prefix_caching || s.images) return;
   const int64_t bs = opt_.block_size;
   // At least the last token is computed: its logits are what the request needs next.
   const int64_t max_blocks = (static_cast<int64_t>(s.tokens.size()) - 1) / bs;
@@ -136,7 +148,7 @@ void Scheduler::match_prefix(Sequence& s) {
 }
 
 void Scheduler::publish_full_blocks(Sequence& s) {
-  if (!opt_.prefix_caching) return;
+  if (!opt_.prefix_caching || s.images) return;
   const int64_t bs = opt_.block_size;
   const size_t full = static_cast<size_t>(s.cached / bs);
   while (s.hashes.size() < full) {
@@ -218,6 +230,7 @@ bool Scheduler::run_step() {
     waiting_.pop_front();
     admit(std::move(seq));
   }
+  remove_finished();  // requests whose images failed to encode
   std::vector<Sequence*> planned;
   std::vector<int64_t> counts;
   for (;;) {
@@ -273,7 +286,7 @@ bool Scheduler::run_step() {
     record.decode_tokens += decoding ? 1 : 0;
     record.prefill_tokens += decoding ? 0 : counts[i];
     items.push_back({std::span(s.tokens).subspan(static_cast<size_t>(s.cached), static_cast<size_t>(counts[i])),
-                     s.cached, s.blocks, false, opt_.position_offset});
+                     s.cached, s.blocks, false, opt_.position_offset, s.images.get()});
   }
   record.kv_blocks_used = pool_.used_blocks();  // the step's peak: finishing requests release theirs below
   model_.set_logit_candidates(logit_candidates(planned, counts));

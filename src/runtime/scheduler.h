@@ -30,6 +30,7 @@
 #include "runtime/prefix_block_pool.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
+#include "vision/image_preprocess.h"
 
 namespace llama3::runtime {
 
@@ -89,6 +90,11 @@ struct ScheduledRequest {
   std::vector<int32_t> stop_tokens;  // every id that ends the request (end-of-turn ids included)
   int top_logprobs = -1;             // -1: none
   bool reuse_all_cached_blocks = false;  // prefix hits not cut back to whole prefill chunks
+  // A vision model's images, preprocessed, one per image token of the prompt. Their encoding
+  // runs when the request is first admitted (the engine's thread, between steps), and a request
+  // with images takes no part in prefix caching: its K/V depend on the images, not only on the
+  // tokens.
+  std::vector<vision::ImageTiles> images;
   double submit_ms = 0.0;            // on the scheduler's clock (now_ms())
   std::function<void(const ScheduledToken&)> on_token;
   std::function<void(const ScheduledResult&)> on_done;

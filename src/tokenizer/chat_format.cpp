@@ -41,12 +41,15 @@ void append_header(const Tokenizer& tok, std::string_view role, std::vector<int3
 }  // namespace
 
 std::vector<int32_t> encode_dialog(const Tokenizer& tok, std::span<const ChatMessage> dialog,
-                                   bool add_generation_prompt) {
+                                   bool add_generation_prompt, int32_t image_token) {
   std::vector<int32_t> out{tok.bos_id()};
   const int32_t eot = tok.special_id("<|eot_id|>");
   for (const ChatMessage& message : dialog) {
     check(!message.role.empty(), "chat message has an empty role");
     append_header(tok, message.role, out);
+    check(message.images >= 0 && (message.images == 0 || image_token >= 0),
+          "a {} message has {} images, but the model takes none", message.role, message.images);
+    out.insert(out.end(), static_cast<size_t>(message.images), image_token);
     std::string content;
     utf8::append_replacing_invalid(message.content, content);
     // bos=false: the dialog's one BOS is already there; specials in content stay plain text.
@@ -56,6 +59,23 @@ std::vector<int32_t> encode_dialog(const Tokenizer& tok, std::span<const ChatMes
   }
   if (add_generation_prompt) append_header(tok, "assistant", out);
   return out;
+}
+
+std::vector<int32_t> encode_prompt_with_images(const Tokenizer& tok, std::string_view text, int32_t image_token,
+                                               size_t images) {
+  constexpr std::string_view kMarker = "<|image|>";
+  std::vector<int32_t> ids{tok.bos_id()};
+  size_t markers = 0, from = 0;
+  for (size_t at; image_token >= 0 && (at = text.find(kMarker, from)) != std::string_view::npos;
+       from = at + kMarker.size(), ++markers) {
+    const auto piece = tok.encode(text.substr(from, at - from), false, false);
+    ids.insert(ids.end(), piece.begin(), piece.end());
+    ids.push_back(image_token);
+  }
+  if (markers == 0 && image_token >= 0) ids.insert(ids.end(), images, image_token);
+  const auto rest = tok.encode(text.substr(from), false, false);
+  ids.insert(ids.end(), rest.begin(), rest.end());
+  return ids;
 }
 
 }  // namespace llama3::tokenizer
