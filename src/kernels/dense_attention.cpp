@@ -34,11 +34,9 @@ void dense_attention(const DenseAttention& job) {
     int64_t first_row, n_rows, head, key_begin, key_end;
   };
   std::vector<Piece> pieces;
-  int64_t widest = 0;
   for (const QueryRun& run : job.runs) {
     check(run.key_begin >= 0 && run.key_begin < run.key_end && run.key_end <= job.key_stride && run.n_rows >= 0,
           "dense attention: keys [{}, {}) outside the {} held", run.key_begin, run.key_end, job.key_stride);
-    widest = std::max(widest, run.key_end - run.key_begin);
     for (int64_t r = 0; r < run.n_rows; r += kDenseRows) {
       for (int64_t h = 0; h < job.n_heads; ++h) {
         pieces.push_back({run.first_row + r, std::min(kDenseRows, run.n_rows - r), h, run.key_begin, run.key_end});
@@ -47,10 +45,11 @@ void dense_attention(const DenseAttention& job) {
   }
   const TaskFn fn = task_function();
   parallel_tasks(pieces.size(), [&](size_t i) {
-    thread_local std::vector<float> scores;
-    if (scores.size() < static_cast<size_t>(kDenseRows * widest)) scores.resize(static_cast<size_t>(kDenseRows * widest));
+    thread_local std::vector<float> scratch;
+    const auto need = static_cast<size_t>(dense_scratch_floats(job.head_dim));
+    if (scratch.size() < need) scratch.resize(need);
     const Piece& p = pieces[i];
-    fn(DenseTask{&job, p.first_row, p.n_rows, p.head, p.key_begin, p.key_end, scores.data()});
+    fn(DenseTask{&job, p.first_row, p.n_rows, p.head, p.key_begin, p.key_end, scratch.data()});
   });
 }
 
