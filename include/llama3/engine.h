@@ -240,6 +240,10 @@ class Engine {
 
   // The request's prompt as token ids, as submit() would encode it (for counting and checks).
   std::vector<int32_t> encode_prompt(const GenerationRequest& request) const;
+  // Decodes and checks the request's images against its prompt as submit() would (the count,
+  // the files, the limits), throwing its EngineError: callers that prepare requests ahead (the
+  // demo) report a bad image per request, not when submitting.
+  void check_images(const GenerationRequest& request) const;
   std::string decode(const std::vector<int32_t>& tokens) const;
 
   EngineMetrics metrics() const;

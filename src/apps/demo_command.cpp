@@ -208,13 +208,20 @@ int run_demo(const DemoOptions& o) {
       user.error = r.error;
       if (user.error.empty()) {
         GenerationRequest req;
+        if (!r.image.empty()) req.images = {r.image};  // the image opens the prompt (or the user's message)
         if (o.instruct) {
-          req.messages = {{"user", r.text}};
+          req.messages = {{"user", r.text, static_cast<int>(req.images.size())}};
         } else {
           req.prompt_text = r.text;
         }
-        user.prompt_tokens = engine.encode_prompt(req);
-        if (static_cast<int64_t>(user.prompt_tokens.size()) >= o.max_seq_len) {
+        try {
+          user.prompt_tokens = engine.encode_prompt(req);
+          engine.check_images(req);
+          user.images = std::move(req.images);
+        } catch (const EngineError& e) {  // a bad image (or prompt) stops this user, not the others
+          user.error = e.what();
+        }
+        if (user.error.empty() && static_cast<int64_t>(user.prompt_tokens.size()) >= o.max_seq_len) {
           user.error = fmt::format("prompt of {} tokens does not fit --max_seq_len {}", user.prompt_tokens.size(),
                                    o.max_seq_len);
         }

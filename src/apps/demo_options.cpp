@@ -4,7 +4,7 @@ namespace llama3::apps {
 
 void DemoOptions::add_to(CLI::App& app) {
   model.add_to(app);
-  app.add_option("--input_prompts", input_prompts, "prompt file: JSON list of {prompt, context, max_length}");
+  app.add_option("--input_prompts", input_prompts, "prompt file: JSON list of {prompt, context, max_length, image}");
   app.add_option("--instruct", instruct, "wrap prompts in the chat format (true|false)")->capture_default_str();
   app.add_option("--repeat_batches", repeat_batches, "consecutive batches, prompts rotated across users")
       ->check(CLI::Range(1, 1000000))

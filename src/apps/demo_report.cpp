@@ -82,6 +82,7 @@ json report_json(const DemoRun& run) {
                      {"prompt_index", u.prompt_index},
                      {"prompt", u.prompt},
                      {"prompt_tokens", u.prompt_tokens},
+                     {"images", u.images.size()},
                      {"generated_tokens", u.result.generated},
                      {"text", u.text},
                      {"ttft_ms", u.result.ttft_ms},

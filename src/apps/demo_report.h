@@ -44,6 +44,7 @@ struct DemoUser {
   size_t prompt_index = 0;
   std::string prompt;  // the text given to the tokenizer (context + prompt)
   std::vector<int32_t> prompt_tokens;
+  std::vector<std::string> images;  // a vision model's image file (the prompt's "image"), sent with each request
   std::string text;    // decoded output
   std::string error;   // non-empty: this user could not run (e.g. its context URL failed)
   DemoUserResult result;

@@ -79,6 +79,7 @@ void DemoRunner::submit(Engine& engine, size_t u) {
   UserState& st = state_[u];
   GenerationRequest req;
   req.prompt_tokens = user.prompt_tokens;
+  req.images = user.images;
   req.sampling = schedule_.sampling;
   // The user's own random stream (a new one per recycle): its text does not depend on the batch,
   // nor on which data-parallel group runs it.

@@ -63,6 +63,11 @@ std::vector<int32_t> prompt_tokens(const GenerateOptions& o, std::optional<token
 
 int run_generate(const GenerateOptions& o) {
   o.model.apply_threads();
+  if (!o.images.empty()) {  // before loading anything
+    const model::ModelConfig planned = model::plan_model(o.model.request()).config;
+    check(planned.has_vision(), "{} is a text-only model: --image needs a vision model (Llama-3.2-11B-Vision)",
+          planned.name);
+  }
   std::optional<tokenizer::Tokenizer> tok;
   const std::vector<int32_t> prompt = prompt_tokens(o, tok);
   check(!prompt.empty(), "the prompt is empty");

@@ -64,6 +64,11 @@ struct Engine::Impl {
   std::string tokenizer_error;  // why there is no tokenizer (text prompts are refused)
   std::unique_ptr<runtime::Scheduler> sched;
   vision::VisionConfig vision;  // a vision model's tiles, for preprocessing images
+
+  // The request's images decoded and preprocessed, after checking them against the prompt's
+  // image tokens; throws EngineError (invalid_request).
+  std::vector<vision::ImageTiles> prepare_images(const GenerationRequest& request,
+                                                 const std::vector<int32_t>& prompt) const;
   ModelInfo info;
 
   mutable std::mutex mu;
@@ -256,29 +261,11 @@ std::vector<int32_t> Engine::encode_prompt(const GenerationRequest& r) const {
   }
 }
 
-std::string Engine::decode(const std::vector<int32_t>& tokens) const {
-  if (!impl_->tok) invalid("decoding needs a tokenizer: " + impl_->tokenizer_error);
-  try {
-    return impl_->tok->decode(tokens);
-  } catch (const std::exception& e) {
-    invalid(e.what());
-  }
-}
-
-uint64_t Engine::submit(GenerationRequest request, RequestCallbacks callbacks) {
-  Impl& d = *impl_;
-  std::vector<int32_t> prompt = encode_prompt(request);
-  const int64_t vocab = d.info.vocab_size;
-  if (prompt.empty()) invalid("the prompt is empty");
-  int64_t image_tokens = 0;
-  for (int32_t id : prompt) {
-    if (id == d.info.image_token_id) {
-      ++image_tokens;
-      continue;
-    }
-    if (id < 0 || id >= vocab) invalid(fmt::format("token id {} is outside the vocabulary (0..{})", id, vocab - 1));
-  }
+std::vector<vision::ImageTiles> Engine::Impl::prepare_images(const GenerationRequest& request,
+                                                             const std::vector<int32_t>& prompt) const {
+  const Impl& d = *this;
   if (!d.info.vision && !request.images.empty()) invalid(fmt::format("{} is a text-only model: it takes no images", d.info.name));
+  const auto image_tokens = std::count(prompt.begin(), prompt.end(), static_cast<int32_t>(d.info.image_token_id));
   if (image_tokens != static_cast<int64_t>(request.images.size())) {
     invalid(fmt::format("the prompt has {} image tokens (<|image|>) for {} images: each image needs one", image_tokens,
                         request.images.size()));
@@ -297,6 +284,33 @@ uint64_t Engine::submit(GenerationRequest request, RequestCallbacks callbacks) {
       invalid(e.what());
     }
   }
+  return images;
+}
+
+void Engine::check_images(const GenerationRequest& request) const {
+  impl_->prepare_images(request, encode_prompt(request));
+}
+
+std::string Engine::decode(const std::vector<int32_t>& tokens) const {
+  if (!impl_->tok) invalid("decoding needs a tokenizer: " + impl_->tokenizer_error);
+  try {
+    return impl_->tok->decode(tokens);
+  } catch (const std::exception& e) {
+    invalid(e.what());
+  }
+}
+
+uint64_t Engine::submit(GenerationRequest request, RequestCallbacks callbacks) {
+  Impl& d = *impl_;
+  std::vector<int32_t> prompt = encode_prompt(request);
+  const int64_t vocab = d.info.vocab_size;
+  if (prompt.empty()) invalid("the prompt is empty");
+  for (int32_t id : prompt) {
+    if (id != d.info.image_token_id && (id < 0 || id >= vocab)) {
+      invalid(fmt::format("token id {} is outside the vocabulary (0..{})", id, vocab - 1));
+    }
+  }
+  std::vector<vision::ImageTiles> images = d.prepare_images(request, prompt);
   if (static_cast<int64_t>(prompt.size()) >= d.info.max_seq_len) {
     invalid(fmt::format("the prompt has {} tokens; the context is {} (prompt + at least one generated token)",
                         prompt.size(), d.info.max_seq_len));

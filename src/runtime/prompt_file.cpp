@@ -103,10 +103,10 @@ std::vector<PromptSpec> load_prompt_file(const fs::path& path) {
     PromptSpec spec;
     bool has_prompt = false;
     for (const auto& [key, value] : entry.items()) {
-      if (key == "prompt" || key == "context") {
+      if (key == "prompt" || key == "context" || key == "image") {
         check(value.is_string(), "prompt file '{}': entry [{}]: '{}' must be a string, got {}",
               file, i, key, value.type_name());
-        (key == "prompt" ? spec.prompt : spec.context) = value.get<std::string>();
+        (key == "prompt" ? spec.prompt : key == "context" ? spec.context : spec.image) = value.get<std::string>();
         has_prompt |= key == "prompt";
       } else if (key == "max_length") {
         check(value.is_number_integer() && value.get<int64_t>() >= -1,
@@ -116,7 +116,7 @@ std::vector<PromptSpec> load_prompt_file(const fs::path& path) {
         spec.max_length = value.get<int64_t>();
       } else {
         fail("prompt file '{}': entry [{}]: unknown key '{}' (expected prompt, context, "
-             "max_length)",
+             "max_length, image)",
              file, i, key);
       }
     }
@@ -130,6 +130,16 @@ std::vector<PromptSpec> load_prompt_file(const fs::path& path) {
 ResolvedPrompt resolve_prompt(const PromptSpec& spec, const fs::path& base_dir,
                               const fs::path& cache_dir) {
   ResolvedPrompt result;
+  if (!spec.image.empty()) {
+    try {  // bytes as they are: the engine decodes (and refuses) them
+      std::string warning;
+      result.image = load_context(spec.image, base_dir, cache_dir, warning);
+      result.warning = warning;
+    } catch (const std::exception& e) {
+      result.error = fmt::format("image: {}", e.what());
+      return result;
+    }
+  }
   if (spec.context.empty()) {
     result.text = spec.prompt;
     return result;

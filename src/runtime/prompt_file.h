@@ -1,5 +1,6 @@
 #pragma once
-// The demo's prompt files: a JSON list of {"prompt": str, "context": str, "max_length": int},
+// The demo's prompt files: a JSON list of {"prompt": str, "context": str, "max_length": int,
+// "image": str} (image: a vision model's PNG or JPEG, from the same places as a context),
 // and turning one entry into the text a user sends (see demo/README.md for the format).
 #include <cstdint>
 #include <filesystem>
@@ -13,12 +14,14 @@ struct PromptSpec {
   std::string prompt;
   std::string context;       // optional: local path, file:// URL or http(s):// URL
   int64_t max_length = -1;   // context clipped to this many Unicode code points; -1 = whole
+  std::string image;         // optional: a PNG/JPEG for a vision model, found as a context is
 };
 
 struct ResolvedPrompt {
   std::string text;     // context + "\n\n" + prompt (just the prompt without a context)
   std::string error;    // non-empty if the context could not be loaded (text is then empty)
   std::string warning;  // non-empty for a problem that did not stop it (download not cached)
+  std::string image;    // the image file's bytes (spec.image given), decoded by the engine
 };
 
 // Reads a prompt file. Throws llama3::Error naming the file (and the entry's 0-based index) if

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/base64.h"
 #include "server/api_error.h"
 
 namespace llama3::server {
@@ -114,8 +115,34 @@ std::vector<int32_t> token_ids(const json& array, const std::string& param) {
   return ids;
 }
 
-// `content` as a string, or as an array of {"type": "text", "text": ...} parts (joined).
-std::string message_content(const json& content, const std::string& param) {
+// An image_url part's image: the bytes of a data: URL ("data:image/png;base64,...").
+std::string image_url_bytes(const json& part, const std::string& param) {
+  const auto image_url = part.find("image_url");
+  const json* url = nullptr;
+  if (image_url != part.end() && image_url->is_object()) {
+    const auto u = image_url->find("url");
+    if (u != image_url->end()) url = &*u;
+  } else if (image_url != part.end()) {
+    url = &*image_url;  // the older form: "image_url": "data:..."
+  }
+  if (!url || !url->is_string()) throw invalid_param(param, "an image_url content part needs image_url.url (a string)");
+  const std::string& s = url->get_ref<const std::string&>();
+  if (s.rfind("data:", 0) != 0) {
+    throw invalid_param(param, "image URLs must be data: URLs (data:image/png;base64,...); the server fetches nothing");
+  }
+  const size_t comma = s.find(',');
+  if (comma == std::string::npos || s.substr(0, comma).find(";base64") == std::string::npos) {
+    throw invalid_param(param, "an image data: URL must be base64 (data:image/png;base64,...)");
+  }
+  std::optional<std::string> bytes = decode_base64(std::string_view(s).substr(comma + 1));
+  if (!bytes) throw invalid_param(param, "the image data: URL does not hold valid base64");
+  return std::move(*bytes);
+}
+
+// `content` as a string, or as an array of {"type": "text", "text": ...} parts (joined) and
+// {"type": "image_url", ...} parts (a vision model's images, appended to `images`: the chat
+// format puts a message's images before its text).
+std::string message_content(const json& content, const std::string& param, std::vector<std::string>& images) {
   if (content.is_null()) return {};
   if (content.is_string()) return content.get<std::string>();
   if (!content.is_array()) throw wrong_type(param, content, "a string or an array of content parts");
@@ -123,8 +150,13 @@ std::string message_content(const json& content, const std::string& param) {
   for (const json& part : content) {
     if (!part.is_object()) throw wrong_type(param, part, "an array of content parts (objects)");
     const auto type = part.find("type");
+    if (type != part.end() && *type == "image_url") {
+      images.push_back(image_url_bytes(part, param));
+      continue;
+    }
     if (type == part.end() || *type != "text") {
-      throw invalid_param(param, fmt::format("content parts of type {} are not supported; only \"text\"",
+      throw invalid_param(param, fmt::format("content parts of type {} are not supported; only \"text\" and "
+                                             "\"image_url\"",
                                              type == part.end() ? "(none)" : type->dump()));
     }
     const auto t = part.find("text");
@@ -134,7 +166,7 @@ std::string message_content(const json& content, const std::string& param) {
   return text;
 }
 
-std::vector<ChatMessage> chat_messages(const Fields& f) {
+std::vector<ChatMessage> chat_messages(const Fields& f, std::vector<std::string>& images) {
   const json* messages = f.find("messages");
   if (!messages) throw invalid_param("messages", "'messages' is required", "missing_required_parameter");
   if (!messages->is_array()) throw wrong_type("messages", *messages, "an array");
@@ -153,7 +185,9 @@ std::vector<ChatMessage> chat_messages(const Fields& f) {
                           fmt::format("role \"{}\" is not supported; use system, developer, user, assistant or tool", r));
     }
     const auto content = m.find("content");
-    out.push_back({r, message_content(content == m.end() ? json() : *content, param + ".content")});
+    const size_t images_before = images.size();
+    std::string text = message_content(content == m.end() ? json() : *content, param + ".content", images);
+    out.push_back({r, std::move(text), static_cast<int>(images.size() - images_before)});
   }
   return out;
 }
@@ -258,7 +292,7 @@ OpenAiRequest parse_request(Endpoint endpoint, std::string_view body) {
   GenerationRequest& g = r.generation;
   r.model = f.string("model");
   if (endpoint == Endpoint::chat_completions) {
-    g.messages = chat_messages(f);
+    g.messages = chat_messages(f, g.images);
   } else {
     read_prompt(f, g);
     if (f.boolean("echo").value_or(false)) throw invalid_param("echo", "'echo' is not supported");

@@ -15,7 +15,7 @@
 #include "model/checkpoint_loader.h"
 #include "model/llama_model.h"
 #include "model/precision.h"
-#include "reference_fixture.h"
+#include "mllama_fixture.h"
 #include "vision/image_decode.h"
 #include "vision/image_preprocess.h"
 #include "vision/vision_encoder.h"
@@ -32,37 +32,7 @@ using nlohmann::json;
 constexpr double kLogitTolerance = 2e-5;
 constexpr double kVisionTolerance = 2e-5;
 
-struct Fixture {
-  fs::path dir;
-  json expected;
-};
-
-// The reference model, generated once per build tree (every ctest process reuses it).
-const Fixture& fixture() {
-  static const Fixture f = [] {
-    const fs::path ref = fs::path(LLAMA3_SOURCE_DIR) / "tests" / "reference";
-    uint64_t h = 1469598103934665603ull;
-    for (const char* source : {"make_mllama_model.py", "mllama_reference.py", "mllama_image.py", "model_files.py",
-                               "llama_reference.py"}) {
-      h = testing::detail::fnv1a(testing::read_text(ref / source), h);
-    }
-    const fs::path root = fs::path(LLAMA3_BINARY_DIR) / "test-tmp" / "reference-models";
-    const fs::path dir = root / fmt::format("mllama-{:016x}", h);
-    fs::create_directories(root);
-    const testing::detail::FileLock lock(root / "mllama.lock");
-    if (!fs::exists(dir / "expected.json")) {
-      const fs::path partial = root / fmt::format("mllama.partial-{}", ::getpid());
-      fs::remove_all(partial);
-      const auto r = testing::run_command(fmt::format("{} {} --out {}", LLAMA3_PYTHON,
-                                                      testing::shell_quote((ref / "make_mllama_model.py").string()),
-                                                      testing::shell_quote(partial.string())));
-      if (r.exit_code != 0) throw std::runtime_error("make_mllama_model.py failed:\n" + r.err);
-      fs::rename(partial, dir);
-    }
-    return Fixture{dir, json::parse(testing::read_text(dir / "expected.json"))};
-  }();
-  return f;
-}
+const testing::MllamaFixture& fixture() { return testing::small_mllama(); }
 
 std::unique_ptr<LlamaModel> load(const std::string& layout) {
   LoadedCheckpoint c = load_checkpoint(fixture().dir / layout, std::nullopt, precision_mode("bf16"));
