@@ -31,15 +31,18 @@ void dense_attention(const DenseAttention& job) {
   check(job.n_heads > 0 && job.n_kv_heads > 0 && job.n_heads % job.n_kv_heads == 0 && job.head_dim > 0,
         "dense attention: {} query heads cannot share {} kv heads", job.n_heads, job.n_kv_heads);
   struct Piece {
-    int64_t first_row, n_rows, head, key_begin, key_end;
+    int64_t first_row, n_rows, kv_head, key_begin, key_end;
   };
+  const int64_t group = job.n_heads / job.n_kv_heads;
+  check(group <= kDenseRows, "dense attention: {} query heads per kv head (at most {})", group, kDenseRows);
+  const int64_t tokens_per_task = kDenseRows / group;
   std::vector<Piece> pieces;
   for (const QueryRun& run : job.runs) {
     check(run.key_begin >= 0 && run.key_begin < run.key_end && run.key_end <= job.key_stride && run.n_rows >= 0,
           "dense attention: keys [{}, {}) outside the {} held", run.key_begin, run.key_end, job.key_stride);
-    for (int64_t r = 0; r < run.n_rows; r += kDenseRows) {
-      for (int64_t h = 0; h < job.n_heads; ++h) {
-        pieces.push_back({run.first_row + r, std::min(kDenseRows, run.n_rows - r), h, run.key_begin, run.key_end});
+    for (int64_t r = 0; r < run.n_rows; r += tokens_per_task) {
+      for (int64_t h = 0; h < job.n_kv_heads; ++h) {
+        pieces.push_back({run.first_row + r, std::min(tokens_per_task, run.n_rows - r), h, run.key_begin, run.key_end});
       }
     }
   }
@@ -49,7 +52,7 @@ void dense_attention(const DenseAttention& job) {
     const auto need = static_cast<size_t>(dense_scratch_floats(job.head_dim));
     if (scratch.size() < need) scratch.resize(need);
     const Piece& p = pieces[i];
-    fn(DenseTask{&job, p.first_row, p.n_rows, p.head, p.key_begin, p.key_end, scratch.data()});
+    fn(DenseTask{&job, p.first_row, p.n_rows, p.kv_head, p.key_begin, p.key_end, scratch.data()});
   });
 }
 

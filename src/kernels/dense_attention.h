@@ -8,8 +8,9 @@
 //    group before it: the caller stores the images in order, so a group is a range).
 // Keys are stored transposed per kv head ([head_dim][key_stride]) so one vector load holds one
 // dimension of W consecutive keys and W scores accumulate in one register (as kv_pool.h's K);
-// values are rows ([key_stride][head_dim]). A task takes up to kDenseRows query rows of one head
-// and streams the keys in blocks of kDenseKeyBlock (flash-attention style: a running max and sum
+// values are rows ([key_stride][head_dim]). A task takes up to kDenseRows query rows of one kv
+// head: its tokens times the query heads that share that kv head (so a decode step's one token
+// still fills a tile with the group's heads), and streams the keys in blocks of kDenseKeyBlock (flash-attention style: a running max and sum
 // per row, the output rescaled when the max grows), so each key block is read from memory once
 // for many rows and stays in L2 while they pass; exp as vector_exp.h.
 #include <cstdint>
@@ -45,16 +46,17 @@ struct DenseAttention {
 void dense_attention(const DenseAttention& job);
 
 // ---- Internals shared by dense_attention.cpp and the per-ISA files ----
-inline constexpr int64_t kDenseRows = 64;       // query rows per task
+inline constexpr int64_t kDenseRows = 64;       // query rows (token x head of the group) per task
 inline constexpr int64_t kDenseKeyBlock = 256;  // keys per block: 80 KB of K and of V at head_dim 80
 inline constexpr int64_t kDenseRowTile = 8;     // rows per register tile
 static_assert(kDenseRows % kDenseRowTile == 0, "a task's padded last tile stays inside its scratch rows");
 
-// Rows [first_row, first_row + n_rows) (n_rows <= kDenseRows) of query head `head` against
-// keys [key_begin, key_end); `scratch` has room for dense_scratch_floats(head_dim) floats.
+// Tokens [first_row, first_row + n_rows) (n_rows x the group's query heads <= kDenseRows rows)
+// of kv head `kv_head` against keys [key_begin, key_end); `scratch` has room for
+// dense_scratch_floats(head_dim) floats.
 struct DenseTask {
   const DenseAttention* job = nullptr;
-  int64_t first_row = 0, n_rows = 0, head = 0, key_begin = 0, key_end = 0;
+  int64_t first_row = 0, n_rows = 0, kv_head = 0, key_begin = 0, key_end = 0;
   float* scratch = nullptr;
 };
 inline int64_t dense_scratch_floats(int64_t head_dim) { return kDenseRows * (kDenseKeyBlock + head_dim + 2); }

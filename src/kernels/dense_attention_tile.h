@@ -84,10 +84,13 @@ void run_task(const DenseTask& t) {
   using Vec = typename V::Vec;
   constexpr int64_t W = V::kWidth;
   const DenseAttention& job = *t.job;
-  const int64_t hd = job.head_dim, rows = t.n_rows;
-  const int64_t kv_head = t.head / (job.n_heads / job.n_kv_heads);
-  const float* kt = job.kt + kv_head * hd * job.key_stride;
-  const float* vv = job.v + kv_head * job.key_stride * hd;
+  const int64_t hd = job.head_dim, group = job.n_heads / job.n_kv_heads, rows = t.n_rows * group;
+  const float* kt = job.kt + t.kv_head * hd * job.key_stride;
+  const float* vv = job.v + t.kv_head * job.key_stride * hd;
+  // Row i: token first_row + i / group, query head kv_head * group + i % group.
+  auto row_offset = [&](int64_t i, int64_t stride) {
+    return (t.first_row + i / group) * stride + (t.kv_head * group + i % group) * hd;
+  };
   float* scores = t.scratch;                         // [kDenseRows][kDenseKeyBlock]
   float* acc = scores + kDenseRows * kDenseKeyBlock;  // [kDenseRows][hd]
   float* row_max = acc + kDenseRows * hd;
@@ -103,7 +106,7 @@ void run_task(const DenseTask& t) {
       const int64_t tr = std::min(kDenseRowTile, rows - r0);
       const float* q[kDenseRowTile];
       for (int64_t i = 0; i < kDenseRowTile; ++i) {
-        q[i] = job.q + (t.first_row + r0 + std::min(i, tr - 1)) * job.q_stride + t.head * hd;
+        q[i] = job.q + row_offset(r0 + std::min(i, tr - 1), job.q_stride);
       }
       float* s = scores + r0 * ls;
       int64_t j = 0;
@@ -150,7 +153,7 @@ void run_task(const DenseTask& t) {
     }
   }
   for (int64_t i = 0; i < rows; ++i) {
-    float* o = job.out + (t.first_row + i) * job.out_stride + t.head * hd;
+    float* o = job.out + row_offset(i, job.out_stride);
     const float inv = 1.0f / row_sum[i];
     for (int64_t d = 0; d < hd; ++d) o[d] = acc[i * hd + d] * inv;
   }
