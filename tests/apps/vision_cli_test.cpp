@@ -115,6 +115,10 @@ TEST(VisionCli, BadImagesAndCountsAreOneLineErrors) {
   // A text-only model takes no image.
   const auto text_model = run_command(cli() + " generate --weights random --layers 1 --weight_cache off --tokens 128000,791 --image " + wide);
   expect_one_line_error(text_model, "text-only model");
+  // Vision models run on one rank: a mesh is refused before anything loads.
+  expect_one_line_error(run_command(cli() + " generate --model Llama-3.2-11B-Vision --weights random --layers 4 "
+                                            "--weight_cache off --mesh N300 --tokens 128000,791"),
+                        "it runs on one rank");
 }
 
 TEST(VisionCli, DemoPromptsCarryImages) {
