@@ -97,8 +97,9 @@ size_t estimated_weight_bytes(const ModelConfig& c, const PrecisionMap& p, const
     const vision::VisionConfig& v = c.vision;
     const int64_t d = v.width, layers = v.layers + v.global_layers;
     const int64_t canvases = static_cast<int64_t>(vision::tile_canvases(v.max_tiles).size());
+    const size_t matrix_values = static_cast<size_t>(layers * (4 * d * d + 2 * d * v.ffn_dim) + v.features() * c.dim);
     vision = static_cast<size_t>(c.cross_layers()) * layer +
-             static_cast<size_t>(layers * (4 * d * d + 2 * d * v.ffn_dim) * 2 + v.features() * c.dim * 2) +
+             (quantized_vision_encoder(p) ? matrix_values * 34 / 32 : matrix_values * 2) +
              static_cast<size_t>(canvases * v.max_tiles * (v.tokens_per_tile() + 2) * d * 4 +
                                  v.tokens_per_tile() * d * 4 + c.extra_embeddings * c.dim * 4);
   }

@@ -42,6 +42,12 @@ struct PrecisionMap {
 
 std::string_view precision_name(MatrixPrecision p);
 
+// A vision model's image encoder runs 8-bit matrices (vision::quantize_vision_matrices) when
+// the precision quantizes the attention matrices (performance, accuracy), bf16 otherwise.
+inline bool quantized_vision_encoder(const PrecisionMap& p) {
+  return !p.wqkv.native && p.wqkv.format != kernels::WeightFormat::BF16;
+}
+
 // An untied embedding table: as stored (see above).
 inline MatrixPrecision embedding_precision() { return {true, kernels::WeightFormat::BF16}; }  // "bf16" | "q8" | "q4" | "native"
 

@@ -111,6 +111,7 @@ ModelWeights random_weights(const ModelConfig& c, uint64_t seed, const Precision
       w.cross_layers.push_back(std::move(x));
     }
     w.vision = vision::random_vision_weights(c.vision, next());
+    if (quantized_vision_encoder(p)) vision::quantize_vision_matrices(w.vision);
   }
   return w;
 }

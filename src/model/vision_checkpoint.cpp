@@ -198,6 +198,7 @@ void load_vision_parts(const ModelConfig& c, ModelWeights& w, WeightBuilder& b, 
   }
   load_cross_layers(c, w, b, style, p);
   load_encoder(c, w, b, style);
+  if (quantized_vision_encoder(p)) vision::quantize_vision_matrices(w.vision);
 }
 
 }  // namespace llama3::model

@@ -7,13 +7,21 @@
 #include "kernels/dense_attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
+#include "kernels/quant_matmul.h"
 
 namespace llama3::vision {
 namespace {
 
-// y[r] = W x[r] (+ bias) for `rows` rows; x [rows][W.cols], y [rows][W.rows].
-void linear(const Bf16Matrix& w, const float* x, int64_t rows, float* y, const std::vector<float>* bias = nullptr) {
-  kernels::matmul_bf16(kernels::MatmulJob{w.values.data(), w.rows, w.cols, x, w.cols, y, w.rows, rows});
+// y[r] = W x[r] (+ bias) for `rows` rows; x [rows][W.cols], y [rows][W.rows]. 8-bit matrices
+// quantize x per 32 values first (`xq`, reused).
+void linear(const Bf16Matrix& w, const float* x, int64_t rows, float* y, kernels::QuantizedActivations& xq,
+            const std::vector<float>* bias = nullptr) {
+  if (w.format == kernels::WeightFormat::BF16) {
+    kernels::matmul_bf16(kernels::MatmulJob{w.values.data(), w.rows, w.cols, x, w.cols, y, w.rows, rows});
+  } else {
+    kernels::quantize_activations(x, w.cols, rows, w.cols, xq);
+    kernels::matmul_q(kernels::QMatmulJob{{w.format, w.packed.data(), w.rows, w.cols}, &xq, y, w.rows});
+  }
   if (bias && !bias->empty()) {
     parallel_for(static_cast<size_t>(rows), [&](size_t r0, size_t r1) {
       for (size_t r = r0; r < r1; ++r) kernels::add_inplace(y + r * static_cast<size_t>(w.rows), bias->data(), w.rows);
@@ -74,7 +82,7 @@ class Encoder {
       std::copy_n(x_.data() + token * width_, width_, feats_.data() + out_row * features);
     });
     EncodedImage out{real_, n_, std::vector<float>(static_cast<size_t>(real_ * n_ * c_.output_dim))};
-    linear(w_.projection, feats_.data(), real_ * n_, out.tokens.data(), &w_.projection_bias);
+    linear(w_.projection, feats_.data(), real_ * n_, out.tokens.data(), xq_, &w_.projection_bias);
     return out;
   }
 
@@ -147,7 +155,7 @@ class Encoder {
           }
         }
       }
-      linear(w_.patch_embedding, patches.data(), grid * grid, embedded.data());
+      linear(w_.patch_embedding, patches.data(), grid * grid, embedded.data(), xq_);
       std::copy(embedded.begin(), embedded.end(), x_.begin() + (t * p_ + 1) * width_);
     }
     add_tile_embedding(w_.pre_tile, w_.pre_tile_gate, 1, grid * grid);  // patches only: before the class token
@@ -170,12 +178,20 @@ class Encoder {
   void layer(const VisionLayerWeights& l) {
     const int64_t hd = c_.head_dim();
     layer_norm(l.ln_1, x_.data(), h_.data(), s_, width_, eps());
-    kernels::MatmulJob jobs[3] = {
-        {l.wq.values.data(), width_, width_, h_.data(), width_, q_.data(), width_, s_},
-        {l.wk.values.data(), width_, width_, h_.data(), width_, k_.data(), width_, s_},
-        {l.wv.values.data(), width_, width_, h_.data(), width_, v_.data(), width_, s_},
-    };
-    kernels::matmul_bf16(jobs);
+    if (l.wq.format == kernels::WeightFormat::BF16) {  // one fork-join for the three
+      kernels::MatmulJob jobs[3] = {
+          {l.wq.values.data(), width_, width_, h_.data(), width_, q_.data(), width_, s_},
+          {l.wk.values.data(), width_, width_, h_.data(), width_, k_.data(), width_, s_},
+          {l.wv.values.data(), width_, width_, h_.data(), width_, v_.data(), width_, s_},
+      };
+      kernels::matmul_bf16(jobs);
+    } else {  // x quantized once for the three
+      kernels::quantize_activations(h_.data(), width_, s_, width_, xq_);
+      kernels::QMatmulJob jobs[3] = {{{l.wq.format, l.wq.packed.data(), width_, width_}, &xq_, q_.data(), width_},
+                                     {{l.wk.format, l.wk.packed.data(), width_, width_}, &xq_, k_.data(), width_},
+                                     {{l.wv.format, l.wv.packed.data(), width_, width_}, &xq_, v_.data(), width_}};
+      kernels::matmul_q(jobs);
+    }
     // K transposed per head and V by rows, both in the real-first key order.
     parallel_for(static_cast<size_t>(s_), [&](size_t t0, size_t t1) {
       for (size_t t = t0; t < t1; ++t) {
@@ -195,15 +211,15 @@ class Encoder {
     job.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
     job.runs = runs_;
     kernels::dense_attention(job);
-    linear(l.wo, attn_.data(), s_, h_.data());
+    linear(l.wo, attn_.data(), s_, h_.data(), xq_);
     add_scaled(x_.data(), h_.data(), s_ * width_, l.gated ? std::tanh(l.gate_attn) : 1.0f);
 
     layer_norm(l.ln_2, x_.data(), h_.data(), s_, width_, eps());
-    linear(l.fc1, h_.data(), s_, ffn_.data(), &l.fc1_bias);
+    linear(l.fc1, h_.data(), s_, ffn_.data(), xq_, &l.fc1_bias);
     parallel_for(static_cast<size_t>(s_), [&](size_t t0, size_t t1) {
       kernels::gelu(ffn_.data() + t0 * c_.ffn_dim, static_cast<int64_t>(t1 - t0) * c_.ffn_dim);
     });
-    linear(l.fc2, ffn_.data(), s_, h_.data(), &l.fc2_bias);
+    linear(l.fc2, ffn_.data(), s_, h_.data(), xq_, &l.fc2_bias);
     add_scaled(x_.data(), h_.data(), s_ * width_, l.gated ? std::tanh(l.gate_ffn) : 1.0f);
   }
 
@@ -213,6 +229,7 @@ class Encoder {
   std::vector<float> x_, h_, q_, k_, v_, attn_, kt_, vr_, ffn_, feats_;
   std::vector<int64_t> key_of_;
   std::vector<kernels::QueryRun> runs_;
+  kernels::QuantizedActivations xq_;  // x quantized for the 8-bit matrices
 };
 
 }  // namespace

@@ -5,6 +5,9 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/parallel.h"
+#include "core/quant_blocks.h"
+#include "kernels/quant_pack.h"
 
 namespace llama3::vision {
 
@@ -31,8 +34,11 @@ void expect_size(size_t got, int64_t want, const std::string& what) {
 }
 
 void expect_matrix(const Bf16Matrix& m, int64_t rows, int64_t cols, const std::string& what) {
-  check(m.rows == rows && m.cols == cols && static_cast<int64_t>(m.values.size()) == rows * cols,
-        "vision weights: {} is [{}][{}], the config needs [{}][{}]", what, m.rows, m.cols, rows, cols);
+  const bool whole = m.format == kernels::WeightFormat::BF16
+                         ? static_cast<int64_t>(m.values.size()) == rows * cols
+                         : m.packed.size() == kernels::packed_bytes(m.format, rows, cols);
+  check(m.rows == rows && m.cols == cols && whole, "vision weights: {} is [{}][{}], the config needs [{}][{}]", what,
+        m.rows, m.cols, rows, cols);
 }
 
 void expect_canvases(const std::vector<CanvasEmbedding>& all, const VisionConfig& c, int64_t rows, const char* what) {
@@ -78,7 +84,7 @@ void VisionWeights::validate(const VisionConfig& c) const {
 
 size_t VisionWeights::bytes() const {
   size_t n = 0;
-  auto add_m = [&](const Bf16Matrix& m) { n += m.values.size() * 2; };
+  auto add_m = [&](const Bf16Matrix& m) { n += m.values.size() * 2 + m.packed.size(); };
   auto add_v = [&](const std::vector<float>& v) { n += v.size() * 4; };
   add_m(patch_embedding), add_m(projection);
   add_v(class_embedding), add_v(positional), add_v(projection_bias);
@@ -92,6 +98,31 @@ size_t VisionWeights::bytes() const {
     }
   }
   return n;
+}
+
+void quantize_vision_matrices(VisionWeights& w) {
+  auto quantize = [](Bf16Matrix& m) {
+    if (m.format != kernels::WeightFormat::BF16 || m.cols % kernels::kQuantBlock != 0) return;
+    const int64_t blocks = m.cols / kernels::kQuantBlock;
+    std::vector<BlockQ8_0> ggml(static_cast<size_t>(m.rows * blocks));
+    parallel_for(static_cast<size_t>(m.rows), [&](size_t r0, size_t r1) {
+      std::vector<float> row(static_cast<size_t>(m.cols));
+      for (size_t r = r0; r < r1; ++r) {
+        for (int64_t c = 0; c < m.cols; ++c) row[static_cast<size_t>(c)] = bf16_to_f32(m.values[r * m.cols + c]);
+        quantize_row_q8_0(row, std::span(ggml).subspan(r * blocks, static_cast<size_t>(blocks)));
+      }
+    });
+    m.packed.resize(kernels::packed_bytes(kernels::WeightFormat::Q8_0, m.rows, m.cols));
+    kernels::pack_ggml_rows(kernels::WeightFormat::Q8_0, std::as_bytes(std::span(ggml)), m.rows, m.cols, m.packed);
+    m.format = kernels::WeightFormat::Q8_0;
+    m.values = {};
+  };
+  quantize(w.projection);
+  for (auto* list : {&w.layers, &w.global_layers}) {
+    for (VisionLayerWeights& l : *list) {
+      for (Bf16Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.fc1, &l.fc2}) quantize(*m);
+    }
+  }
 }
 
 namespace {

@@ -8,13 +8,18 @@
 #include <string>
 #include <vector>
 
+#include "kernels/weight_format.h"
 #include "vision/vision_config.h"
 
 namespace llama3::vision {
 
+// A matrix of the encoder: bf16 [rows][cols] as loaded, or (quantize_vision_matrices) 8-bit
+// blocks in the integer kernels' packed layout (kernels/quant_pack.h), values then dropped.
 struct Bf16Matrix {
-  std::vector<uint16_t> values;  // [rows][cols]
+  std::vector<uint16_t> values;  // [rows][cols]; empty once packed
   int64_t rows = 0, cols = 0;
+  kernels::WeightFormat format = kernels::WeightFormat::BF16;
+  std::vector<std::byte> packed;  // Q8_0, packed_bytes(Q8_0, rows, cols)
 };
 
 struct LayerNormWeights {
@@ -64,6 +69,12 @@ struct VisionWeights {
 // get_all_supported_aspect_ratios (aspect_ratio_id = index + 1): (1,1), (1,2), (1,3), (1,4),
 // (2,1), (2,2), (3,1), (4,1) for 4 tiles.
 std::vector<std::pair<int64_t, int64_t>> tile_canvases(int64_t max_tiles);
+
+// Converts every matrix whose width is whole 32-column blocks (all but the patch embedding's 588)
+// to 8-bit blocks (ggml's Q8_0 rounding), for the int8 kernels: the precision modes that
+// quantize the text model's attention (performance, accuracy) run the encoder this way, bf16 keeps
+// it as loaded. Never 4 bits: the encoder's 40 layers feed every cross-attention layer.
+void quantize_vision_matrices(VisionWeights& weights);
 
 // Deterministic random weights of the config's shapes: matrices uniform with std 1/sqrt(fan in),
 // embeddings std 0.02 x sqrt(width) so they matter next to the patches, gates uniform in
