@@ -93,15 +93,14 @@ int run_generate(const GenerateOptions& o) {
     check(id < c.vocab_size || (c.has_vision() && id == c.image_token_id()),
           "token id {} is outside the vocabulary (0..{})", id, c.vocab_size - 1);
   }
-  // Images: decoded and preprocessed here, encoded once; every pass of the request sees them.
-  check(o.images.empty() || c.has_vision(), "{} is a text-only model: --image needs a vision model "
-        "(Llama-3.2-11B-Vision)", c.name);
+  // Images (a vision model: checked before loading): decoded and preprocessed here, encoded
+  // once; every pass of the request sees them.
   std::vector<vision::ImageTiles> tiles;
-  for (const std::string& path : o.images) tiles.push_back(vision::preprocess_image(vision::load_image(path), c.vision.tile_size, c.vision.max_tiles));
-  std::vector<model::ImageInput> inputs;
-  for (const vision::ImageTiles& t : tiles) inputs.push_back({t.pixels, t.tiles_h, t.tiles_w});
-  const model::CrossAttentionContext images = m.image_context(inputs, prompt);
-  const model::CrossAttentionContext* images_ptr = inputs.empty() ? nullptr : &images;
+  for (const std::string& path : o.images) {
+    tiles.push_back(vision::preprocess_image(vision::load_image(path), c.vision.tile_size, c.vision.max_tiles));
+  }
+  const model::CrossAttentionContext images = m.image_context(tiles, prompt);
+  const model::CrossAttentionContext* images_ptr = tiles.empty() ? nullptr : &images;
   const int64_t total = static_cast<int64_t>(prompt.size()) + o.max_generated_tokens;
   check(total <= c.max_seq_len, "prompt ({}) + max_generated_tokens ({}) exceeds the context of {} tokens",
         prompt.size(), o.max_generated_tokens, c.max_seq_len);
@@ -178,8 +177,8 @@ int run_generate(const GenerateOptions& o) {
   fmt::print(stderr, "model {} ({}, {} layers), load {:.2f} s, prefill {} tokens {:.3f} s, decode {} tokens {:.3f} s{}\n",
              c.name, opened.format, c.n_layers, opened.load_seconds, prompt.size(), prefill_s, generated.size(),
              decode_s,
-             inputs.empty() ? std::string()
-                            : fmt::format(", image encoder {} image(s) {:.3f} s", inputs.size(), m.encoder_seconds()));
+             tiles.empty() ? std::string()
+                           : fmt::format(", image encoder {} image(s) {:.3f} s", tiles.size(), m.encoder_seconds()));
   return 0;
 }
 

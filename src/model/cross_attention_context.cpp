@@ -15,13 +15,6 @@ CrossAttentionContext::Visibility CrossAttentionContext::at(int64_t pos) const {
   return *(it - 1);
 }
 
-size_t CrossAttentionContext::bytes() const {
-  size_t n = 0;
-  for (const auto& k : kt) n += k.size() * sizeof(float);
-  for (const auto& x : v) n += x.size() * sizeof(float);
-  return n;
-}
-
 std::vector<CrossAttentionContext::Visibility> image_visibility(std::span<const int64_t> image_positions,
                                                                 std::span<const int64_t> image_tokens) {
   check(image_positions.size() == image_tokens.size(), "image visibility: {} positions for {} images",

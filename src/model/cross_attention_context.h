@@ -24,7 +24,6 @@ struct CrossAttentionContext {
   std::vector<Visibility> visibility;
 
   Visibility at(int64_t pos) const;
-  size_t bytes() const;
 };
 
 // Which image each text position sees, from the positions of the image tokens in the prompt:

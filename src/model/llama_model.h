@@ -15,6 +15,7 @@
 #include "model/kv_cache.h"
 #include "model/model_config.h"
 #include "model/model_weights.h"
+#include "vision/image_preprocess.h"
 
 namespace llama3::model {
 
@@ -43,11 +44,6 @@ struct BatchItem {
   const CrossAttentionContext* images = nullptr;
 };
 
-// One preprocessed image (vision/image_preprocess.h): [tiles_h * tiles_w][3][tile][tile].
-struct ImageInput {
-  std::span<const float> pixels;
-  int64_t tiles_h = 0, tiles_w = 0;
-};
 
 // On a tensor-parallel mesh every rank of a group holds its share of the weights (shard_plan.h)
 // and calls forward() with the same batch; the pass reads as the single-rank one with an
@@ -82,7 +78,7 @@ class LlamaModel {
   // cross-attention layer's key and value projections of the image tokens (once per request, not
   // per step). `prompt` places them: the image token (config().image_token_id()) marks each
   // image, in order. Throws llama3::Error when the counts differ, or on a text-only model.
-  CrossAttentionContext image_context(std::span<const ImageInput> images, std::span<const int32_t> prompt);
+  CrossAttentionContext image_context(std::span<const vision::ImageTiles> images, std::span<const int32_t> prompt);
   // Seconds the image encoder took in image_context() calls so far (the vision benchmark's figure).
   double encoder_seconds() const { return encoder_seconds_; }
 

@@ -19,7 +19,8 @@ namespace llama3::model {
 using detail::ensure;
 using detail::parallel_rows;
 
-CrossAttentionContext LlamaModel::image_context(std::span<const ImageInput> images, std::span<const int32_t> prompt) {
+CrossAttentionContext LlamaModel::image_context(std::span<const vision::ImageTiles> images,
+                                                std::span<const int32_t> prompt) {
   const ModelConfig& c = config_;
   check(c.has_vision() || images.empty(), "{} is a text-only model: it takes no images", c.name);
   std::vector<int64_t> positions;
@@ -35,7 +36,7 @@ CrossAttentionContext LlamaModel::image_context(std::span<const ImageInput> imag
   const Timer timer;
   std::vector<float> tokens;
   std::vector<int64_t> counts;
-  for (const ImageInput& image : images) {
+  for (const vision::ImageTiles& image : images) {
     const vision::EncodedImage e = vision::encode_image(c.vision, weights_.vision, image.pixels, image.tiles_h,
                                                         image.tiles_w);
     tokens.insert(tokens.end(), e.tokens.begin(), e.tokens.end());

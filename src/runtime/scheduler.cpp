@@ -111,9 +111,7 @@ void Scheduler::admit(std::unique_ptr<Sequence> seq) {
   running_.push_back(std::move(seq));
   if (!s.req.images.empty() && !s.images) {
     try {
-      std::vector<model::ImageInput> inputs;
-      for (const vision::ImageTiles& t : s.req.images) inputs.push_back({t.pixels, t.tiles_h, t.tiles_w});
-      s.images = std::make_unique<model::CrossAttentionContext>(model_.image_context(inputs, s.req.prompt));
+      s.images = std::make_unique<model::CrossAttentionContext>(model_.image_context(s.req.images, s.req.prompt));
       s.req.images.clear();  // the pixels are not needed any more
       s.req.images.shrink_to_fit();
     } catch (const std::exception& e) {

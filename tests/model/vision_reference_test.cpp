@@ -52,12 +52,10 @@ std::vector<vision::ImageTiles> prompt_images(const LlamaModel& m, const json& p
 std::vector<float> prompt_logits(LlamaModel& m, const json& prompt, const CrossAttentionContext* override_ctx = nullptr) {
   const auto tokens = prompt.at("tokens").get<std::vector<int32_t>>();
   const auto tiles = prompt_images(m, prompt);
-  std::vector<ImageInput> inputs;
-  for (const auto& t : tiles) inputs.push_back({t.pixels, t.tiles_h, t.tiles_w});
-  const CrossAttentionContext ctx = m.image_context(inputs, tokens);
+  const CrossAttentionContext ctx = m.image_context(tiles, tokens);
   KvCache cache(m.kv_config(), 4, 32, kernels::KvDType::F32);
   const std::vector<int32_t> table = {0, 1, 2, 3};
-  const CrossAttentionContext* images = override_ctx ? override_ctx : (inputs.empty() ? nullptr : &ctx);
+  const CrossAttentionContext* images = override_ctx ? override_ctx : (tiles.empty() ? nullptr : &ctx);
   const BatchItem item{tokens, 0, table, true, 0, images};
   std::vector<float> logits;
   m.forward({&item, 1}, cache, logits);
@@ -191,14 +189,15 @@ TEST(VisionReference, ImageCountMustMatchTheImageTokens) {
   const auto& prompt = fixture().expected.at("prompts").at(2);  // two images
   const auto tokens = prompt.at("tokens").get<std::vector<int32_t>>();
   auto tiles = prompt_images(*m, prompt);
-  std::vector<ImageInput> inputs{{tiles[0].pixels, tiles[0].tiles_h, tiles[0].tiles_w}};
+  std::vector<vision::ImageTiles> inputs{tiles[0]};
   try {
     (void)m->image_context(inputs, tokens);
     FAIL() << "one image for two image tokens was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("2 image tokens"), std::string::npos) << e.what();
   }
-  inputs.push_back({tiles[1].pixels, 3, 2});  // a canvas beyond max_tiles
+  inputs.push_back(tiles[1]);
+  inputs.back().tiles_h = 3, inputs.back().tiles_w = 2;  // a canvas beyond max_tiles
   EXPECT_THROW((void)m->image_context(inputs, tokens), Error);
 }
 
