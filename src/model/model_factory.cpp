@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include "core/error.h"
+#include "vision/image_preprocess.h"
 #include "core/timer.h"
 #include "kernels/quant_pack.h"
 #include "dist/mesh.h"
@@ -96,7 +97,7 @@ size_t estimated_weight_bytes(const ModelConfig& c, const PrecisionMap& p, const
   if (c.has_vision()) {
     const vision::VisionConfig& v = c.vision;
     const int64_t d = v.width, layers = v.layers + v.global_layers;
-    const int64_t canvases = static_cast<int64_t>(vision::tile_canvases(v.max_tiles).size());
+    const int64_t canvases = static_cast<int64_t>(vision::supported_canvases(v.max_tiles).size());
     const size_t matrix_values = static_cast<size_t>(layers * (4 * d * d + 2 * d * v.ffn_dim) + v.features() * c.dim);
     vision = static_cast<size_t>(c.cross_layers()) * layer +
              (quantized_vision_encoder(p) ? matrix_values * 34 / 32 : matrix_values * 2) +

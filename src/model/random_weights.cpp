@@ -5,22 +5,15 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/splitmix.h"
 #include "model/matrix_convert.h"
 
 namespace llama3::model {
 namespace {
 
-// splitmix64: a counter-based generator, so element i of tensor t is the same whichever thread
-// fills it.
-inline uint64_t mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 // Rows `rows` and columns `cols` of a [full_rows][full_cols] random matrix: element (r, c) is
-// a function of its index in the whole matrix, so a slice holds exactly the whole's values.
+// splitmix64 of its index in the whole matrix, so a slice holds exactly the whole's values
+// whichever thread fills it.
 Matrix random_matrix(ModelWeights& w, int64_t full_rows, int64_t full_cols, Slice rows, Slice cols, double stddev,
                      uint64_t stream, MatrixPrecision precision) {
   check(rows.begin >= 0 && rows.end() <= full_rows && cols.begin >= 0 && cols.end() <= full_cols,
@@ -28,12 +21,12 @@ Matrix random_matrix(ModelWeights& w, int64_t full_rows, int64_t full_cols, Slic
   AlignedBuffer scratch(static_cast<size_t>(rows.size * cols.size) * 2);
   uint16_t* data = reinterpret_cast<uint16_t*>(scratch.data());
   const float half_width = static_cast<float>(stddev * std::sqrt(3.0));  // uniform [-a, a]: std a/sqrt(3)
-  const uint64_t base = mix(stream);
+  const uint64_t base = splitmix64(stream);
   parallel_for(static_cast<size_t>(rows.size), [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) {
       const uint64_t row_index = (rows.begin + static_cast<int64_t>(r)) * static_cast<uint64_t>(full_cols);
       for (int64_t c = 0; c < cols.size; ++c) {
-        const uint64_t bits = mix(base ^ (row_index + static_cast<uint64_t>(cols.begin + c)));
+        const uint64_t bits = splitmix64(base ^ (row_index + static_cast<uint64_t>(cols.begin + c)));
         const float u = static_cast<float>(bits >> 40) * 0x1p-24f;  // [0, 1)
         data[r * cols.size + c] = f32_to_bf16((2.0f * u - 1.0f) * half_width);
       }
@@ -55,8 +48,8 @@ ModelWeights random_weights(const ModelConfig& c, uint64_t seed, const Precision
   const int64_t q_dim = c.n_heads * c.head_dim;
   const int64_t kv_dim = c.n_kv_heads * c.head_dim;
   const Slice all_dim{0, c.dim};
-  uint64_t stream = mix(seed);
-  auto next = [&] { return stream = mix(stream); };
+  uint64_t stream = splitmix64(seed);
+  auto next = [&] { return stream = splitmix64(stream); };
   constexpr double kEmbeddingStd = 0.02;
   constexpr float kFinalNormWeight = 5.0f;
   // Tied: one matrix in the LM head's format; untied: the embedding stays bf16 (precision.h).
@@ -91,7 +84,7 @@ ModelWeights random_weights(const ModelConfig& c, uint64_t seed, const Precision
     w.extra_embeddings = to_floats(random_matrix(scratch, c.extra_embeddings, c.dim, {0, c.extra_embeddings}, all_dim,
                                                  kEmbeddingStd, next(), embedding_precision()));
     auto gate = [&] {  // uniform in [-1, 1]: a released model's gates are far from 0
-      const uint64_t bits = mix(next());
+      const uint64_t bits = splitmix64(next());
       return static_cast<float>(bits >> 40) * 0x1p-23f - 1.0f;
     };
     for (size_t i = 0; i < c.cross_attention_before.size(); ++i) {

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "vision/image_preprocess.h"
 
 namespace llama3::model {
 namespace {
@@ -93,7 +94,7 @@ std::vector<vision::CanvasEmbedding> from_meta_grid(const std::vector<float>& gr
                                                     int64_t width) {
   std::vector<vision::CanvasEmbedding> out;
   const int64_t cell = rows * width;
-  for (const auto& [th, tw] : vision::tile_canvases(max_tiles)) {
+  for (const auto& [th, tw] : vision::supported_canvases(max_tiles)) {
     vision::CanvasEmbedding e{th, tw, std::vector<float>(static_cast<size_t>(max_tiles * cell), 0.0f)};
     for (int64_t t = 0; t < th * tw; ++t) {
       std::copy_n(grid.begin() + ((t / tw) * max_tiles + t % tw) * cell, cell, e.values.begin() + t * cell);
@@ -103,13 +104,13 @@ std::vector<vision::CanvasEmbedding> from_meta_grid(const std::vector<float>& gr
   return out;
 }
 
-// Hugging Face's [aspect ratio ids + 1][max_tiles * rows * width]: canvas k of tile_canvases()
+// Hugging Face's [aspect ratio ids + 1][max_tiles * rows * width]: canvas k of supported_canvases()
 // (the order of get_all_supported_aspect_ratios) is id k + 1; id 0 pads.
 std::vector<vision::CanvasEmbedding> from_hf_ids(const std::vector<float>& table, int64_t max_tiles, int64_t rows,
                                                  int64_t width) {
   std::vector<vision::CanvasEmbedding> out;
   const int64_t row = max_tiles * rows * width;
-  const auto canvases = vision::tile_canvases(max_tiles);
+  const auto canvases = vision::supported_canvases(max_tiles);
   for (size_t k = 0; k < canvases.size(); ++k) {
     const auto begin = table.begin() + static_cast<int64_t>(k + 1) * row;
     out.push_back({canvases[k].first, canvases[k].second, std::vector<float>(begin, begin + row)});
@@ -121,7 +122,7 @@ void load_encoder(const ModelConfig& c, ModelWeights& w, WeightBuilder& b, NameS
   const vision::VisionConfig& v = c.vision;
   vision::VisionWeights& out = w.vision;
   const int64_t d = v.width, n = v.tokens_per_tile(), T = v.max_tiles, ps = v.patch_size;
-  const int64_t ids = static_cast<int64_t>(vision::tile_canvases(T).size()) + 1;
+  const int64_t ids = static_cast<int64_t>(vision::supported_canvases(T).size()) + 1;
   const bool hf = style == NameStyle::HuggingFace;
   const std::string e = hf ? "vision_model." : "vision_model.vision_encoder.";
   auto norm = [&](const std::string& name) {

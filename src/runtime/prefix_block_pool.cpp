@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/splitmix.h"
 
 namespace llama3::runtime {
 
@@ -10,14 +11,8 @@ uint64_t prefix_block_hash(uint64_t parent, std::span<const int32_t> tokens) {
   // splitmix64 finalizer over (parent, tokens...): well mixed in every bit; a hit is also checked
   // against the block's stored tokens and parent hash, so a 64-bit collision cannot serve
   // another prompt's keys.
-  auto mix = [](uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-  };
-  uint64_t h = mix(parent ^ 0x6c6c616d61337078ULL);
-  for (int32_t t : tokens) h = mix(h ^ static_cast<uint32_t>(t));
+  uint64_t h = splitmix64(parent ^ 0x6c6c616d61337078ULL);
+  for (int32_t t : tokens) h = splitmix64(h ^ static_cast<uint32_t>(t));
   return h;
 }
 

@@ -7,17 +7,11 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/quant_blocks.h"
+#include "core/splitmix.h"
 #include "kernels/quant_pack.h"
+#include "vision/image_preprocess.h"
 
 namespace llama3::vision {
-
-std::vector<std::pair<int64_t, int64_t>> tile_canvases(int64_t max_tiles) {
-  std::vector<std::pair<int64_t, int64_t>> out;
-  for (int64_t h = 1; h <= max_tiles; ++h) {
-    for (int64_t w = 1; h * w <= max_tiles; ++w) out.emplace_back(h, w);
-  }
-  return out;
-}
 
 const CanvasEmbedding& VisionWeights::find(const std::vector<CanvasEmbedding>& all, int64_t tiles_h, int64_t tiles_w,
                                            const char* what) {
@@ -42,7 +36,7 @@ void expect_matrix(const Bf16Matrix& m, int64_t rows, int64_t cols, const std::s
 }
 
 void expect_canvases(const std::vector<CanvasEmbedding>& all, const VisionConfig& c, int64_t rows, const char* what) {
-  for (const auto& [h, w] : tile_canvases(c.max_tiles)) {
+  for (const auto& [h, w] : supported_canvases(c.max_tiles)) {
     expect_size(VisionWeights::find(all, h, w, what).values.size(), c.max_tiles * rows * c.width,
                 fmt::format("{} of canvas {}x{}", what, h, w));
   }
@@ -82,24 +76,6 @@ void VisionWeights::validate(const VisionConfig& c) const {
   expect_size(projection_bias.size(), c.output_dim, "the projection's bias");
 }
 
-size_t VisionWeights::bytes() const {
-  size_t n = 0;
-  auto add_m = [&](const Bf16Matrix& m) { n += m.values.size() * 2 + m.packed.size(); };
-  auto add_v = [&](const std::vector<float>& v) { n += v.size() * 4; };
-  add_m(patch_embedding), add_m(projection);
-  add_v(class_embedding), add_v(positional), add_v(projection_bias);
-  for (const auto* list : {&tile_positional, &pre_tile, &post_tile}) {
-    for (const CanvasEmbedding& e : *list) add_v(e.values);
-  }
-  for (const auto* list : {&layers, &global_layers}) {
-    for (const VisionLayerWeights& l : *list) {
-      for (const Bf16Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.fc1, &l.fc2}) add_m(*m);
-      for (const auto* v : {&l.fc1_bias, &l.fc2_bias, &l.ln_1.weight, &l.ln_1.bias, &l.ln_2.weight, &l.ln_2.bias}) add_v(*v);
-    }
-  }
-  return n;
-}
-
 void quantize_vision_matrices(VisionWeights& w) {
   auto quantize = [](Bf16Matrix& m) {
     if (m.format != kernels::WeightFormat::BF16 || m.cols % kernels::kQuantBlock != 0) return;
@@ -127,24 +103,16 @@ void quantize_vision_matrices(VisionWeights& w) {
 
 namespace {
 
-// splitmix64, counter-based: value i of a tensor does not depend on the threads or the order.
-uint64_t mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 class RandomStream {
  public:
-  explicit RandomStream(uint64_t seed) : state_(mix(seed ^ 0x766973696f6eull)) {}  // "vision"
+  explicit RandomStream(uint64_t seed) : state_(splitmix64(seed ^ 0x766973696f6eull)) {}  // "vision"
   // n values uniform with the given std (bf16-representable, as a checkpoint's are).
   std::vector<float> floats(int64_t n, double stddev, float center = 0.0f) {
     const uint64_t base = next();
     const auto half = static_cast<float>(stddev * std::sqrt(3.0));
     std::vector<float> v(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
-      const float u = static_cast<float>(mix(base ^ static_cast<uint64_t>(i)) >> 40) * 0x1p-24f;
+      const float u = static_cast<float>(splitmix64(base ^ static_cast<uint64_t>(i)) >> 40) * 0x1p-24f;
       v[static_cast<size_t>(i)] = bf16_to_f32(f32_to_bf16(center + (2.0f * u - 1.0f) * half));
     }
     return v;
@@ -158,7 +126,7 @@ class RandomStream {
   float gate() { return floats(1, 1.0 / std::sqrt(3.0))[0]; }  // uniform in [-1, 1]
 
  private:
-  uint64_t next() { return state_ = mix(state_); }
+  uint64_t next() { return state_ = splitmix64(state_); }
   uint64_t state_;
 };
 
@@ -178,7 +146,7 @@ VisionWeights random_vision_weights(const VisionConfig& c, uint64_t seed) {
   auto grid = [&](int64_t rows) {
     const std::vector<float> g = r.floats(c.max_tiles * c.max_tiles * rows * d, embed_std);
     std::vector<CanvasEmbedding> out;
-    for (const auto& [th, tw] : tile_canvases(c.max_tiles)) {
+    for (const auto& [th, tw] : supported_canvases(c.max_tiles)) {
       CanvasEmbedding e{th, tw, std::vector<float>(static_cast<size_t>(c.max_tiles * rows * d), 0.0f)};
       for (int64_t t = 0; t < th * tw; ++t) {
         const int64_t cell = (t / tw) * c.max_tiles + t % tw;

@@ -62,13 +62,7 @@ struct VisionWeights {
                                      const char* what);
   // Throws naming the first tensor whose size does not match the config.
   void validate(const VisionConfig& config) const;
-  size_t bytes() const;
 };
-
-// The canvases of up to max_tiles tiles as (tiles_h, tiles_w), in the order of Hugging Face's
-// get_all_supported_aspect_ratios (aspect_ratio_id = index + 1): (1,1), (1,2), (1,3), (1,4),
-// (2,1), (2,2), (3,1), (4,1) for 4 tiles.
-std::vector<std::pair<int64_t, int64_t>> tile_canvases(int64_t max_tiles);
 
 // Converts every matrix whose width is whole 32-column blocks (all but the patch embedding's 588)
 // to 8-bit blocks (ggml's Q8_0 rounding), for the int8 kernels: the precision modes that
