@@ -3,9 +3,7 @@
 // Hugging Face layouts, test images, the float64 reference's answers), generated once per build
 // tree and reused by every test process (ctest runs one per test), behind a lock file.
 // Header-only (tests/CMakeLists.txt compiles only *_test.cpp files).
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -24,28 +22,6 @@ struct MllamaFixture {
   nlohmann::json expected;
 };
 
-namespace mllama_detail {
-
-inline uint64_t fnv1a(const std::string& text, uint64_t h = 1469598103934665603ull) {
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-class FileLock {
- public:
-  explicit FileLock(const std::filesystem::path& path) : fd_(::open(path.c_str(), O_RDWR | O_CREAT, 0644)) {
-    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + path.string());
-  }
-  ~FileLock() { ::close(fd_); }
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
-
- private:
-  int fd_;
-};
-
-}  // namespace mllama_detail
-
 // The model make_mllama_model.py writes with `args` (besides --out), in a build-tree folder
 // named after `name` and a hash of the arguments and the Python sources.
 inline const MllamaFixture& mllama_fixture(const std::string& name, const std::string& args = "") {
@@ -53,15 +29,15 @@ inline const MllamaFixture& mllama_fixture(const std::string& name, const std::s
   if (auto it = made.find(name + args); it != made.end()) return it->second;
   namespace fs = std::filesystem;
   const fs::path ref = fs::path(LLAMA3_SOURCE_DIR) / "tests" / "reference";
-  uint64_t h = mllama_detail::fnv1a(args);
+  uint64_t h = fnv1a(args);
   for (const char* source : {"make_mllama_model.py", "mllama_reference.py", "mllama_image.py", "model_files.py",
                              "llama_reference.py"}) {
-    h = mllama_detail::fnv1a(read_text(ref / source), h);
+    h = fnv1a(read_text(ref / source), h);
   }
   const fs::path root = fs::path(LLAMA3_BINARY_DIR) / "test-tmp" / "reference-models";
   const fs::path dir = root / fmt::format("{}-{:016x}", name, h);
   fs::create_directories(root);
-  const mllama_detail::FileLock lock(root / (name + ".lock"));
+  const FileLock lock(root / (name + ".lock"));
   if (!fs::exists(dir / "expected.json")) {
     const fs::path partial = root / fmt::format("{}.partial-{}", name, ::getpid());
     fs::remove_all(partial);

@@ -1,5 +1,7 @@
 #include "test_support.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +13,15 @@
 namespace llama3::testing {
 
 namespace fs = std::filesystem;
+
+FileLock::FileLock(const fs::path& path) : fd_(::open(path.c_str(), O_RDWR | O_CREAT, 0644)) {
+  if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) {
+    if (fd_ >= 0) ::close(fd_);
+    throw std::runtime_error("cannot lock " + path.string());
+  }
+}
+
+FileLock::~FileLock() { ::close(fd_); }  // closing releases the lock
 
 CommandResult run_command(const std::string& command) {
   static std::atomic<int> counter{0};

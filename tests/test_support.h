@@ -1,5 +1,6 @@
 #pragma once
 // Helpers shared by the test executables: running the CLI or a script, temporary folders.
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -23,6 +24,29 @@ std::string cli();
 
 // `s` as one word for /bin/sh (single quotes; a quote inside as '\'').
 std::string shell_quote(const std::string& s);
+
+// FNV-1a: a stable hash (std::hash is not promised to be stable between builds), for naming
+// fixtures generated once per build tree after their arguments and scripts.
+inline uint64_t fnv1a(const std::string& text, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// An exclusive flock(2) on a file, held for the object's life: concurrent test processes (ctest
+// -j) wait while one generates a shared fixture. Throws std::runtime_error when it cannot lock.
+class FileLock {
+ public:
+  explicit FileLock(const std::filesystem::path& path);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_;
+};
 
 // A fresh empty folder under the build tree, removed with the object.
 class TempDir {

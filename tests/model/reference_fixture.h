@@ -3,9 +3,7 @@
 // the same bf16 weights, plus the float64 reference's logits and greedy tokens), and runs of the
 // `llama3 generate` CLI on them, for the end-to-end tests in reference_test.cpp.
 // Header-only: tests/CMakeLists.txt compiles only *_test.cpp files of this folder.
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -79,15 +77,6 @@ inline std::string make_model_command(const ReferenceSpec& spec, const fs::path&
   return cmd;
 }
 
-// FNV-1a: a stable hash (std::hash is not promised to be stable between builds).
-inline uint64_t fnv1a(const std::string& text, uint64_t h = 1469598103934665603ull) {
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 template <typename T>
 std::vector<T> vec(const nlohmann::json& j, const char* key) {
   if (!j.contains(key)) return {};
@@ -123,20 +112,6 @@ inline ReferenceModel read_reference_model(const fs::path& dir) {
   return m;
 }
 
-// An exclusive flock(2) on a file, held for the object's life.
-class FileLock {
- public:
-  explicit FileLock(const fs::path& path) : fd_(::open(path.c_str(), O_RDWR | O_CREAT, 0644)) {
-    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + path.string());
-  }
-  ~FileLock() { ::close(fd_); }  // closing releases the lock
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
-
- private:
-  int fd_;
-};
-
 }  // namespace detail
 
 // Runs make_model.py into `out` (created) and reads expected.json. Throws std::runtime_error
@@ -155,16 +130,16 @@ inline ReferenceModel make_reference_model(const ReferenceSpec& spec, const fs::
 // arguments and of the Python sources: every test process (ctest runs one per test) reuses what
 // the first one generated, while concurrent ones wait on a lock file.
 inline ReferenceModel cached_reference_model(const ReferenceSpec& spec) {
-  uint64_t h = detail::fnv1a(detail::make_model_command(spec, "OUT"));
+  uint64_t h = fnv1a(detail::make_model_command(spec, "OUT"));
   for (const char* source :
        {"make_model.py", "model_files.py", "llama_reference.py", "gguf_file.py", "ggml_blocks.py"}) {
-    h = detail::fnv1a(read_text(detail::reference_dir() / source), h);
+    h = fnv1a(read_text(detail::reference_dir() / source), h);
   }
   const fs::path root = fs::path(LLAMA3_BINARY_DIR) / "test-tmp" / "reference-models";
   const fs::path dir = root / fmt::format("{}-{:016x}", spec.name, h);
   fs::create_directories(root);
   // One process generates while concurrent test processes (ctest -j) wait for it.
-  const detail::FileLock lock(root / (spec.name + ".lock"));
+  const FileLock lock(root / (spec.name + ".lock"));
   if (fs::exists(dir / "expected.json")) return detail::read_reference_model(dir);
 
   const fs::path partial = root / fmt::format("{}.partial-{}", spec.name, ::getpid());

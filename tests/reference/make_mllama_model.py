@@ -63,7 +63,7 @@ import torch  # noqa: E402
 from llama_reference import hf_permute, hf_unpermute, top1_and_margin  # noqa: E402
 from mllama_reference import (LEARNABLE_EMBEDDINGS, ImageInput, MllamaConfig,  # noqa: E402
                               MllamaReference, Variant, meta_weight_shapes)
-from model_files import (F16_MIN_NORMAL, _uniform, meta_ffn_dim, meta_params,  # noqa: E402
+from model_files import (F16_MIN_NORMAL, HF_LAYER_SUFFIXES, _uniform, meta_ffn_dim, meta_params,  # noqa: E402
                          read_safetensors, write_safetensors)
 
 CONTROLS = {
@@ -263,17 +263,6 @@ def hf_layer_indices(cfg: MllamaConfig) -> Tuple[List[int], List[int]]:
     return self_idx, cross_idx
 
 
-_HF_TEXT = {  # per-layer suffixes, Meta -> HF
-    "attention.wq.weight": "self_attn.q_proj.weight",
-    "attention.wk.weight": "self_attn.k_proj.weight",
-    "attention.wv.weight": "self_attn.v_proj.weight",
-    "attention.wo.weight": "self_attn.o_proj.weight",
-    "feed_forward.w1.weight": "mlp.gate_proj.weight",
-    "feed_forward.w3.weight": "mlp.up_proj.weight",
-    "feed_forward.w2.weight": "mlp.down_proj.weight",
-    "attention_norm.weight": "input_layernorm.weight",
-    "ffn_norm.weight": "post_attention_layernorm.weight",
-}
 _HF_CROSS = {
     "attention.wq.weight": "cross_attn.q_proj.weight",
     "attention.wk.weight": "cross_attn.k_proj.weight",
@@ -331,7 +320,7 @@ def hf_name(cfg: MllamaConfig, meta: str) -> str:
         return "language_model.lm_head.weight"
     if meta.startswith("text_model.layers."):
         n, rest = meta[len("text_model.layers."):].split(".", 1)
-        return f"language_model.model.layers.{self_idx[int(n)]}.{_HF_TEXT[rest]}"
+        return f"language_model.model.layers.{self_idx[int(n)]}.{HF_LAYER_SUFFIXES[rest]}"
     if meta.startswith("text_model.cross_attention_layers."):
         n, rest = meta[len("text_model.cross_attention_layers."):].split(".", 1)
         return f"language_model.model.layers.{cross_idx[int(n)]}.{_HF_CROSS[rest]}"
@@ -479,7 +468,7 @@ def read_hf(folder: str) -> Tuple[MllamaConfig, Dict[str, torch.Tensor]]:
     back["text_model.norm.weight"] = take("language_model.model.norm.weight")
     back["text_model.output.weight"] = take("language_model.lm_head.weight")
     for meta_index, hf_index in enumerate(self_layers):
-        for meta_suffix, hf_suffix in _HF_TEXT.items():
+        for meta_suffix, hf_suffix in HF_LAYER_SUFFIXES.items():
             t = take(f"language_model.model.layers.{hf_index}.{hf_suffix}")
             if meta_suffix == "attention.wq.weight":
                 t = hf_unpermute(t, cfg.n_heads)

@@ -185,6 +185,20 @@ def write_meta(folder: str, cfg: LlamaConfig, weights: Dict[str, torch.Tensor],
 # Hugging Face layout.
 # ---------------------------------------------------------------------------------------------
 
+# A decoder layer's tensors: Meta's suffix -> Hugging Face's (gate = w1, up = w3, down = w2).
+HF_LAYER_SUFFIXES = {
+    "attention.wq.weight": "self_attn.q_proj.weight",
+    "attention.wk.weight": "self_attn.k_proj.weight",
+    "attention.wv.weight": "self_attn.v_proj.weight",
+    "attention.wo.weight": "self_attn.o_proj.weight",
+    "feed_forward.w1.weight": "mlp.gate_proj.weight",
+    "feed_forward.w3.weight": "mlp.up_proj.weight",
+    "feed_forward.w2.weight": "mlp.down_proj.weight",
+    "attention_norm.weight": "input_layernorm.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+}
+
+
 def hf_name(meta_name: str) -> str:
     simple = {
         "tok_embeddings.weight": "model.embed_tokens.weight",
@@ -194,18 +208,7 @@ def hf_name(meta_name: str) -> str:
     if meta_name in simple:
         return simple[meta_name]
     _, n, rest = meta_name.split(".", 2)
-    per_layer = {
-        "attention.wq.weight": "self_attn.q_proj.weight",
-        "attention.wk.weight": "self_attn.k_proj.weight",
-        "attention.wv.weight": "self_attn.v_proj.weight",
-        "attention.wo.weight": "self_attn.o_proj.weight",
-        "feed_forward.w1.weight": "mlp.gate_proj.weight",
-        "feed_forward.w3.weight": "mlp.up_proj.weight",
-        "feed_forward.w2.weight": "mlp.down_proj.weight",
-        "attention_norm.weight": "input_layernorm.weight",
-        "ffn_norm.weight": "post_attention_layernorm.weight",
-    }
-    return f"model.layers.{n}.{per_layer[rest]}"
+    return f"model.layers.{n}.{HF_LAYER_SUFFIXES[rest]}"
 
 
 def hf_state(cfg: LlamaConfig, weights: Dict[str, torch.Tensor],

@@ -5,9 +5,7 @@
 // 560 and 56 with 4 tiles. Generated once into the build tree per version of the script: ctest
 // runs each test in its own process, so the first generates while the others wait on a lock.
 // Header-only: tests/CMakeLists.txt compiles only the *_test.cpp files of this folder.
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -67,15 +65,6 @@ inline std::vector<uint8_t> read_bytes(const fs::path& path) {
 
 namespace detail {
 
-inline uint64_t fnv1a_text(const std::string& text) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 inline ImageFixtures read_fixtures(const fs::path& dir) {
   const auto j = nlohmann::json::parse(read_text(dir / "manifest.json"));
   ImageFixtures f;
@@ -116,14 +105,9 @@ inline const ImageFixtures& image_fixtures() {
   static const ImageFixtures fixtures = [] {
     const fs::path script = fs::path(LLAMA3_SOURCE_DIR) / "tests" / "reference" / "mllama_image.py";
     const fs::path root = fs::path(LLAMA3_BINARY_DIR) / "test-tmp" / "vision-fixtures";
-    const fs::path dir = root / fmt::format("{:016x}", detail::fnv1a_text(read_text(script)));
+    const fs::path dir = root / fmt::format("{:016x}", fnv1a(read_text(script)));
     fs::create_directories(root);
-    const int lock = ::open((root / "lock").c_str(), O_RDWR | O_CREAT, 0644);
-    if (lock < 0 || ::flock(lock, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + root.string());
-    struct Unlock {
-      int fd;
-      ~Unlock() { ::close(fd); }
-    } unlock{lock};
+    const FileLock lock(root / "lock");
     if (!fs::exists(dir / "manifest.json")) {
       std::error_code ec;
       for (const auto& e : fs::directory_iterator(root)) {  // older versions of the fixtures
